@@ -1,0 +1,276 @@
+"""The ``initlab`` command line: thin over the Python API, one function per command.
+
+Nothing heavy is imported at module level: ``initlab --help`` and ``initlab list`` answer
+without importing JAX. A user's mistake ends in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from initlab.errors import InitlabError
+
+app = typer.Typer(
+    help="initlab: a laboratory for neural-network weight initialization.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command: Any) -> Any:
+    """Turn an :class:`InitlabError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except InitlabError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets")
+
+
+def _registries(family: str) -> list[Any]:
+    if family == "initializers":
+        from initlab.initializers import initializers
+
+        return [initializers]
+    if family == "activations":
+        from initlab.activations import activations
+
+        return [activations]
+    if family == "optimizers":
+        from initlab.optimizers import optimizers
+
+        return [optimizers]
+    if family == "losses":
+        from initlab.losses import losses
+
+        return [losses]
+    from initlab.data import datasets, inputs
+
+    return [datasets, inputs]
+
+
+@app.command("list")
+@user_errors
+def list_command(
+    family: Annotated[str, typer.Argument(help="initializers, activations, optimizers, losses or datasets.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the registered initializers, activations, optimizers, losses or datasets, with defaults."""
+    if family not in FAMILIES:
+        from initlab.errors import unknown
+
+        raise unknown("list", family, FAMILIES)
+    rows = [
+        {
+            "name": entry.name,
+            "kind": registry.kind,
+            "aliases": list(entry.aliases),
+            "defaults": entry.defaults,
+            "signature": entry.signature_text,
+            "summary": entry.summary.replace("``", ""),
+        }
+        for registry in _registries(family)
+        for entry in registry
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"initlab {family}", title_justify="left", header_style="bold", expand=True)
+    table.add_column("spec (defaults)", style="cyan", overflow="fold", ratio=2)
+    if family == "datasets":
+        table.add_column("kind", ratio=1)
+    table.add_column("description", ratio=3)
+    for row in rows:
+        cells = [row["signature"]] + ([row["kind"]] if family == "datasets" else []) + [row["summary"]]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _ascii_histogram(edges: list[float], counts: list[int], width: int = 40, rows: int = 20) -> str:
+    import numpy as np
+
+    counts_array = np.asarray(counts)
+    groups = np.array_split(np.arange(len(counts_array)), min(rows, len(counts_array)))
+    total = max(counts_array.sum(), 1)
+    lines = []
+    biggest = max(counts_array[g].sum() for g in groups) or 1
+    for group in groups:
+        share = counts_array[group].sum()
+        bar = "█" * int(round(width * share / biggest))
+        lines.append(f"{edges[group[0]]:7.3f} .. {edges[group[-1] + 1]:7.3f} | {bar} {share / total:6.1%}")
+    return "\n".join(lines)
+
+
+@app.command()
+@user_errors
+def saturation(
+    init: Annotated[str, typer.Option("--init", help="Kernel initializer spec.")] = "RandomNormal(stddev=1.0)",
+    units: Annotated[int, typer.Option(help="Units of the layer.")] = 256,
+    input_dim: Annotated[int, typer.Option("--input-dim", help="Inputs to the layer.")] = 784,
+    inputs: Annotated[str, typer.Option(help="Input source spec: uniform, normal, mnist.")] = "uniform",
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "sigmoid",
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Bias initializer spec.")] = "zeros",
+    draws: Annotated[int, typer.Option(help="Independent draws of weights and input.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    low: Annotated[Optional[float], typer.Option(help="Saturated below this output (default: range low + 0.1).")] = None,
+    high: Annotated[Optional[float], typer.Option(help="Saturated above this output (default: range high - 0.1).")] = None,
+    bins: Annotated[int, typer.Option(help="Histogram bins.")] = 50,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the histogram to this PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Part A: saturation of one freshly initialized layer, measured and predicted."""
+    from initlab.saturation import saturation as run_saturation
+
+    result = run_saturation(
+        init, units=units, input_dim=input_dim, inputs=inputs, activation=activation, bias_initializer=bias_init,
+        draws=draws, seed=seed, low=low, high=high, bins=bins,
+    )
+    if plot is not None:
+        from initlab.plots import SaturationDisplay, save
+
+        save(SaturationDisplay.from_result(result).plot().figure_, plot)
+    if as_json:
+        emit_json(result.to_dict() | ({"plot": str(plot)} if plot else {}))
+        return
+    console.print(
+        f"[bold]{result.initializer}[/] -> Dense({result.units}) on {result.input_dim} {result.inputs} inputs "
+        f"-> {result.activation}, {result.draws} draws, seed {result.seed}"
+    )
+    console.print(_ascii_histogram(result.histogram["edges"], result.histogram["counts"]), highlight=False)
+    console.print(
+        f"saturated (output < {result.low:g} or > {result.high:g}): "
+        f"[bold]{result.saturation_fraction:.2%}[/] measured (± {result.saturation_fraction_se:.2%} s.e.), "
+        f"[bold]{result.predicted_saturation_fraction:.2%}[/] predicted "
+        f"(low {result.low_fraction:.2%}, high {result.high_fraction:.2%}); "
+        f"pre-activation std {result.preactivation_std:.3g} measured, {result.predicted_preactivation_std:.3g} predicted"
+    )
+    if plot is not None:
+        console.print(f"histogram written to {plot}")
+
+
+def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
+    pairs = []
+    for value in values:
+        number, sep, spec = value.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise InitlabError(f"--layer-init expects LAYER=SPEC (e.g. 2=he_normal), got '{value}'")
+        pairs.append((int(number), spec.strip()))
+    return tuple(pairs)
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[str, typer.Option(help="Data set (initlab list datasets).")] = "mnist",
+    data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
+    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated (e.g. 256,128).")] = "64",
+    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "sigmoid",
+    init: Annotated[str, typer.Option("--init", help="Hidden kernels' initializer spec.")] = "RandomNormal()",
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Hidden biases' initializer spec.")] = "zeros",
+    output_activation: Annotated[str, typer.Option("--output-activation")] = "softmax",
+    output_init: Annotated[str, typer.Option("--output-init", help="Output kernel initializer spec.")] = "glorot_uniform",
+    layer_init: Annotated[
+        Optional[list[str]], typer.Option("--layer-init", help="Override one layer: N=SPEC (1-based, repeatable).")
+    ] = None,
+    loss: Annotated[str, typer.Option(help="Loss: mean_squared_error, categorical_crossentropy.")] = "mean_squared_error",
+    optimizer: Annotated[str, typer.Option(help="Optimizer spec.")] = "sgd(learning_rate=0.01)",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+    epochs: Annotated[int, typer.Option()] = 20,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write history (JSON, CSV) and learning curves (PNG) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Part B: train an MLP with Keras's semantics (defaults: the tutorial's MNIST network)."""
+    try:
+        hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError:
+        raise InitlabError(f"--hidden expects comma-separated integers such as 64 or 256,128, got '{hidden}'") from None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from initlab.config import TrainConfig
+    from initlab.training import train as run_training
+
+    config = TrainConfig(
+        dataset=dataset, data_file=None if data_file is None else str(data_file), hidden_units=hidden_units,
+        activation=activation, kernel_initializer=init, bias_initializer=bias_init,
+        output_activation=output_activation, output_kernel_initializer=output_init,
+        layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
+        batch_size=batch_size, epochs=epochs, seed=seed,
+    )
+    progress = Progress(
+        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn(),
+        console=err_console, transient=True, disable=as_json,
+    )
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        progress.advance(task)
+        if not as_json:
+            progress.console.print(
+                f"Epoch {epoch}/{config.epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in metrics.items()),
+                highlight=False,
+            )
+
+    with progress:
+        task = progress.add_task("train", total=config.epochs)
+        result = run_training(config, callback=report)
+    if out is not None:
+        _write_training_outputs(result, out)
+    if as_json:
+        emit_json(result.to_dict() | ({"out": str(out)} if out else {}))
+        return
+    if result.diverged_epoch is not None:
+        err_console.print(f"[bold yellow]warning:[/] the loss diverged (NaN or inf) at epoch {result.diverged_epoch}; training stopped there")
+    console.print(
+        f"final val_accuracy {result.history['val_accuracy'][-1]:.4f}; "
+        f"compile {result.timings['compile_s']:.2f} s, training {result.timings['train_s']:.2f} s"
+    )
+    if out is not None:
+        console.print(f"history and learning curves written to {out}")
+
+
+def _write_training_outputs(result: Any, out: Path) -> None:
+    import csv
+
+    from initlab.plots import LearningCurveDisplay, save
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    with (out / "history.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        keys = list(result.history)
+        writer.writerow(["epoch", *keys])
+        for index in range(len(result.history[keys[0]])):
+            writer.writerow([index + 1, *(result.history[k][index] for k in keys)])
+    display = LearningCurveDisplay({result.config.kernel_initializer: [result.history]}).plot()
+    save(display.figure_, out / "learning_curves.png")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

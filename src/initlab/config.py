@@ -1,0 +1,129 @@
+"""The experiment configuration: one frozen, validated dataclass, changed with ``dataclasses.replace``.
+
+Defaults are the tutorial's Part B: 784-64(sigmoid, ``RandomNormal()``)-10(softmax,
+``glorot_uniform``), MSE, ``SGD(learning_rate=0.01)``, batch 128, 20 epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from initlab import activations, initializers, losses, optimizers
+from initlab.data import datasets
+from initlab.errors import InitlabError
+from initlab.models import MLP, DenseLayer
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that decides a training run's numbers.
+
+    Attributes:
+        dataset: registered data set name (``initlab list datasets``).
+        data_file: an ``.npz`` with Keras's mnist layout to use instead of the shipped file.
+        hidden_units: sizes of the hidden layers.
+        activation: activation spec of the hidden layers.
+        kernel_initializer: initializer spec of the hidden layers' kernels.
+        bias_initializer: initializer spec of the hidden layers' biases.
+        output_activation: activation spec of the output layer.
+        output_kernel_initializer: initializer spec of the output kernel (Keras default).
+        output_bias_initializer: initializer spec of the output bias.
+        layer_kernel_initializers: per-layer overrides ``((layer_number, spec), ...)``,
+            1-based, the output layer being ``len(hidden_units) + 1``.
+        loss: loss spec. optimizer: optimizer spec, e.g. ``sgd(learning_rate=0.01)``.
+        batch_size, epochs: as in ``model.fit``. seed: the only source of randomness.
+    """
+
+    dataset: str = "mnist"
+    data_file: str | None = None
+    hidden_units: tuple[int, ...] = (64,)
+    activation: str = "sigmoid"
+    kernel_initializer: str = "random_normal"
+    bias_initializer: str = "zeros"
+    output_activation: str = "softmax"
+    output_kernel_initializer: str = "glorot_uniform"
+    output_bias_initializer: str = "zeros"
+    layer_kernel_initializers: tuple[tuple[int, str], ...] = ()
+    loss: str = "mean_squared_error"
+    optimizer: str = "sgd(learning_rate=0.01)"
+    batch_size: int = 128
+    epochs: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
+        object.__setattr__(
+            self, "layer_kernel_initializers", tuple((int(n), str(s)) for n, s in self.layer_kernel_initializers)
+        )
+        for units in self.hidden_units:
+            _positive_int("hidden layer size", units)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("epochs", self.epochs)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InitlabError(f"seed must be a non-negative integer, got {self.seed!r}")
+        datasets.entry(self.dataset)
+        for spec in (self.activation, self.output_activation):
+            activations.activations.resolve(spec)
+        for spec in (self.kernel_initializer, self.bias_initializer, self.output_kernel_initializer, self.output_bias_initializer):
+            initializers.initializers.resolve(spec)
+        layer_count = len(self.hidden_units) + 1
+        for number, spec in self.layer_kernel_initializers:
+            if not 1 <= number <= layer_count:
+                raise InitlabError(f"layer number {number} is out of range: this network has layers 1-{layer_count}")
+            initializers.initializers.resolve(spec)
+        losses.losses.resolve(self.loss)
+        optimizers.optimizers.build(self.optimizer)
+
+    def layers(self, classes: int) -> tuple[DenseLayer, ...]:
+        """The Dense layers, the output layer having ``classes`` units."""
+        overrides = dict(self.layer_kernel_initializers)
+        layers = [
+            DenseLayer(
+                units=units,
+                activation=self.activation,
+                kernel_initializer=overrides.get(number, self.kernel_initializer),
+                bias_initializer=self.bias_initializer,
+            )
+            for number, units in enumerate(self.hidden_units, start=1)
+        ]
+        layers.append(
+            DenseLayer(
+                units=classes,
+                activation=self.output_activation,
+                kernel_initializer=overrides.get(len(layers) + 1, self.output_kernel_initializer),
+                bias_initializer=self.output_bias_initializer,
+            )
+        )
+        return tuple(layers)
+
+    def model(self, input_dim: int, classes: int) -> MLP:
+        return MLP(input_dim=input_dim, layers=self.layers(classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hidden_units"] = list(self.hidden_units)
+        data["layer_kernel_initializers"] = [list(pair) for pair in self.layer_kernel_initializers]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown_keys = sorted(set(data) - fields)
+        if unknown_keys:
+            from initlab.errors import unknown
+
+            raise unknown("config key", unknown_keys[0], fields)
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """A stable hash of the configuration (for stores and caches)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,30 @@
+"""User-facing errors: one line that names the problem and, where possible, the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class InitlabError(ValueError):
+    """A mistake in what the user asked for (a name, a spec, a size, a file).
+
+    The CLI prints its message on one line and exits with status 2; the Python API lets it
+    propagate like any ``ValueError``.
+    """
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The valid choice nearest to ``name``, or ``None`` when nothing is close."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    matches = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[matches[0]] if matches else None
+
+
+def unknown(kind: str, name: str, choices: Iterable[str]) -> InitlabError:
+    """An error for an unknown ``kind`` called ``name``, suggesting the closest valid choice."""
+    choices = sorted(choices)
+    hint = closest(name, choices)
+    suggestion = f"; did you mean '{hint}'?" if hint else ""
+    return InitlabError(f"unknown {kind} '{name}'{suggestion} (valid: {', '.join(choices)})")

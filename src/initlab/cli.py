@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from initlab.errors import InitlabError
@@ -36,7 +37,7 @@ def user_errors(command: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except InitlabError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -141,7 +142,7 @@ def saturation(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Part A: saturation of one freshly initialized layer, measured and predicted."""
-    from initlab.saturation import saturation as run_saturation
+    from initlab.layer_saturation import saturation as run_saturation
 
     result = run_saturation(
         init, units=units, input_dim=input_dim, inputs=inputs, activation=activation, bias_initializer=bias_init,
@@ -180,6 +181,20 @@ def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
     return tuple(pairs)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists may mix."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            low, sep, high = part.partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+    except ValueError:
+        raise InitlabError(f"--seeds expects integers and ranges such as 0-4 or 0,2,5, got '{text}'") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise InitlabError(f"--seeds expects non-negative integers such as 0-4, got '{text}'")
+    return list(dict.fromkeys(seeds))
+
+
 @app.command()
 @user_errors
 def train(
@@ -187,7 +202,10 @@ def train(
     data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated (e.g. 256,128).")] = "64",
     activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "sigmoid",
-    init: Annotated[str, typer.Option("--init", help="Hidden kernels' initializer spec.")] = "RandomNormal()",
+    init: Annotated[
+        Optional[list[str]],
+        typer.Option("--init", help="Hidden kernels' initializer spec; repeat to compare several in one ensemble."),
+    ] = None,
     bias_init: Annotated[str, typer.Option("--bias-init", help="Hidden biases' initializer spec.")] = "zeros",
     output_activation: Annotated[str, typer.Option("--output-activation")] = "softmax",
     output_init: Annotated[str, typer.Option("--output-init", help="Output kernel initializer spec.")] = "glorot_uniform",
@@ -198,51 +216,89 @@ def train(
     optimizer: Annotated[str, typer.Option(help="Optimizer spec.")] = "sgd(learning_rate=0.01)",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     epochs: Annotated[int, typer.Option()] = 20,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of a single run.")] = 0,
+    seeds: Annotated[Optional[str], typer.Option(help="Several seeds, e.g. 0-4 or 0,2,5: one run each.")] = None,
+    memory_budget: Annotated[
+        Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write history (JSON, CSV) and learning curves (PNG) here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Part B: train an MLP with Keras's semantics (defaults: the tutorial's MNIST network)."""
+    """Part B: train MLPs with Keras's semantics (defaults: the tutorial's MNIST network).
+
+    Several --init and --seeds train every combination at once, as one vmapped ensemble, and
+    print a comparison table.
+    """
     try:
         hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
         raise InitlabError(f"--hidden expects comma-separated integers such as 64 or 256,128, got '{hidden}'") from None
+    if memory_budget is not None and memory_budget <= 0:
+        raise InitlabError(f"--memory-budget must be positive (MiB), got {memory_budget}")
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    import dataclasses
 
     from initlab.config import TrainConfig
-    from initlab.training import train as run_training
 
-    config = TrainConfig(
+    base = TrainConfig(
         dataset=dataset, data_file=None if data_file is None else str(data_file), hidden_units=hidden_units,
-        activation=activation, kernel_initializer=init, bias_initializer=bias_init,
+        activation=activation, kernel_initializer=(init or ["RandomNormal()"])[0], bias_initializer=bias_init,
         output_activation=output_activation, output_kernel_initializer=output_init,
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
         batch_size=batch_size, epochs=epochs, seed=seed,
     )
-    progress = Progress(
-        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=as_json,
+    seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+    configs = [
+        dataclasses.replace(base, kernel_initializer=spec, seed=s)
+        for spec in dict.fromkeys(init or [base.kernel_initializer])
+        for s in seed_list
+    ]
+    if len(configs) == 1:
+        _train_one(configs[0], out, as_json)
+    else:
+        budget = None if memory_budget is None else int(memory_budget * 2**20)
+        _train_ensemble(configs, out, as_json, budget)
+
+
+def _progress(label: str, unit: str, disable: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=True,
+        disable=disable,
     )
+
+
+def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
+    from initlab.data import load
+    from initlab.training import HISTORY_KEYS
+    from initlab.training import train as run_training
+
+    dataset = load(config.dataset, config.data_file)  # a bad data file fails before the progress bar
+    progress = _progress("training", "epochs", as_json)
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         progress.advance(task)
         if not as_json:
-            progress.console.print(
-                f"Epoch {epoch}/{config.epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in metrics.items()),
+            console.print(
+                f"Epoch {epoch}/{config.epochs} - " + " - ".join(f"{k}: {metrics[k]:.4f}" for k in HISTORY_KEYS),
                 highlight=False,
+                soft_wrap=True,
             )
 
     with progress:
         task = progress.add_task("train", total=config.epochs)
-        result = run_training(config, callback=report)
+        result = run_training(config, callback=report, dataset=dataset)
     if out is not None:
-        _write_training_outputs(result, out)
+        _write_training_outputs([result], out)
     if as_json:
         emit_json(result.to_dict() | ({"out": str(out)} if out else {}))
         return
     if result.diverged_epoch is not None:
-        err_console.print(f"[bold yellow]warning:[/] the loss diverged (NaN or inf) at epoch {result.diverged_epoch}; training stopped there")
+        err_console.print(
+            f"[bold yellow]warning:[/] the loss diverged (NaN or inf) at epoch {result.diverged_epoch}; training stopped there"
+        )
     console.print(
         f"final val_accuracy {result.history['val_accuracy'][-1]:.4f}; "
         f"compile {result.timings['compile_s']:.2f} s, training {result.timings['train_s']:.2f} s"
@@ -251,21 +307,91 @@ def train(
         console.print(f"history and learning curves written to {out}")
 
 
-def _write_training_outputs(result: Any, out: Path) -> None:
+def summarize(results: list[Any]) -> list[dict[str, Any]]:
+    """Final metrics per initializer: mean and std over seeds, best first."""
+    import numpy as np
+
+    groups: dict[str, list[Any]] = {}
+    for result in results:
+        groups.setdefault(result.config.kernel_initializer, []).append(result)
+    rows = []
+    for spec, members in groups.items():
+        finals = np.array([m.history["val_accuracy"][-1] if m.diverged_epoch is None else np.nan for m in members])
+        losses = np.array([m.history["val_loss"][-1] if m.diverged_epoch is None else np.nan for m in members])
+        ok = ~np.isnan(finals)
+        rows.append(
+            {
+                "initializer": spec,
+                "runs": len(members),
+                "diverged": int((~ok).sum()),
+                "val_accuracy_mean": float(finals[ok].mean()) if ok.any() else None,
+                "val_accuracy_std": float(finals[ok].std(ddof=1)) if ok.sum() > 1 else None,
+                "val_loss_mean": float(losses[ok].mean()) if ok.any() else None,
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["val_accuracy_mean"] if r["val_accuracy_mean"] is not None else -1))
+
+
+def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
+    from initlab.data import load
+    from initlab.ensembles import train_many
+
+    dataset = load(configs[0].dataset, configs[0].data_file)  # a bad data file fails before the progress bar
+    progress = _progress(f"training {len(configs)} models", "epochs", as_json)
+    epochs = configs[0].epochs
+    with progress:
+        task = progress.add_task("train", total=epochs)
+        results = train_many(
+            configs,
+            dataset=dataset,
+            memory_budget=memory_budget,
+            callback=lambda epoch, metrics: progress.update(task, completed=epoch),
+        )
+    rows = summarize(results)
+    if out is not None:
+        _write_training_outputs(results, out)
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in results], "summary": rows} | ({"out": str(out)} if out else {}))
+        return
+    table = Table(title=f"final val_accuracy after {epochs} epochs (mean ± std over seeds)", title_justify="left")
+    table.add_column("initializer", style="cyan")
+    table.add_column("runs", justify="right")
+    table.add_column("val_accuracy", justify="right")
+    table.add_column("val_loss", justify="right")
+    for row in rows:
+        mean, std = row["val_accuracy_mean"], row["val_accuracy_std"]
+        accuracy = "diverged" if mean is None else f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+        runs = f"{row['runs']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        table.add_row(row["initializer"], runs, accuracy, "" if row["val_loss_mean"] is None else f"{row['val_loss_mean']:.4f}")
+    console.print(table)
+    seconds = sum(r.timings["train_s"] for r in {id(r.timings): r for r in results}.values())
+    console.print(f"{len(results)} models trained together in {seconds:.1f} s ({seconds / len(results):.2f} s per model)")
+    if out is not None:
+        console.print(f"histories and learning curves written to {out}")
+
+
+def _write_training_outputs(results: list[Any], out: Path) -> None:
+    """history.json and history.csv (one run: Keras's layout; several: a run column too), curves PNG."""
     import csv
 
     from initlab.plots import LearningCurveDisplay, save
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "history.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    single = len(results) == 1
+    document = results[0].to_dict() if single else {"runs": [r.to_dict() for r in results]}
+    (out / "history.json").write_text(json.dumps(document, indent=2) + "\n")
+    keys = list(results[0].history)
     with (out / "history.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        keys = list(result.history)
-        writer.writerow(["epoch", *keys])
-        for index in range(len(result.history[keys[0]])):
-            writer.writerow([index + 1, *(result.history[k][index] for k in keys)])
-    display = LearningCurveDisplay({result.config.kernel_initializer: [result.history]}).plot()
-    save(display.figure_, out / "learning_curves.png")
+        writer.writerow(([] if single else ["run", "initializer", "seed"]) + ["epoch", *keys])
+        for number, result in enumerate(results):
+            prefix = [] if single else [number, result.config.kernel_initializer, result.config.seed]
+            for index in range(len(result.history[keys[0]])):
+                writer.writerow(prefix + [index + 1, *(result.history[k][index] for k in keys)])
+    curves: dict[str, list[Any]] = {}
+    for result in results:
+        curves.setdefault(result.config.kernel_initializer, []).append(result.history)
+    save(LearningCurveDisplay(curves).plot().figure_, out / "learning_curves.png")
 
 
 def main() -> None:

@@ -81,7 +81,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except InitlabError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise InitlabError(f"data file {path} is corrupt or not an .npz archive ({type(error).__name__}: {error})") from None
+        detail = "" if "pickle" in str(error) else f" ({type(error).__name__}: {error})"
+        raise InitlabError(f"data file {path} is corrupt or not an .npz archive{detail}") from None
 
 
 def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:

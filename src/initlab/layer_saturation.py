@@ -51,21 +51,42 @@ class SaturationResult:
         return out
 
 
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + _erf(np.asarray(x, np.float64) / math.sqrt(2.0)))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
 def gaussian_mass_where(fn: Any, mean: np.ndarray, std: np.ndarray, low: float, high: float, points: int = 4001) -> np.ndarray:
     """P(fn(Z) < low or fn(Z) > high) for Z ~ N(mean, std^2), elementwise over mean/std arrays.
 
-    Midpoint rule on +-8 standard deviations; the error is below 1e-4 (the indicator's jumps
-    cost at most half a cell's mass each).
+    ``fn`` is evaluated on a grid over +-8 standard deviations; cells where the event holds at
+    both ends count whole (with their exact normal mass), and in a cell where it switches the
+    crossing is located by linear interpolation of ``fn``. The error is O(cell^2), below 1e-5
+    for the activations here (tested against closed forms).
     """
-    mean = np.asarray(mean, np.float64)[..., None]
-    std = np.maximum(np.asarray(std, np.float64), 1e-12)[..., None]
-    edges = np.linspace(-8.0, 8.0, points + 1)
-    standard = (edges[:-1] + edges[1:]) / 2
-    cdf = 0.5 * (1 + np.vectorize(math.erf)(edges / math.sqrt(2)))
-    weights = np.diff(cdf)
-    values = np.asarray(fn(jnp.asarray(mean + std * standard, jnp.float32)))
+    mean, std = np.broadcast_arrays(np.asarray(mean, np.float64), np.asarray(std, np.float64))
+    shape = mean.shape
+    mean, std = mean.reshape(-1, 1), np.maximum(std.reshape(-1, 1), 1e-12)
+    edges = np.linspace(-8.0, 8.0, points)
+    cdf = _normal_cdf(edges)
+    values = np.asarray(fn(jnp.asarray(mean + std * edges, jnp.float32)), np.float64)
     outside = (values < low) | (values > high)
-    return (outside * weights).sum(-1) / weights.sum()
+    left, right = outside[..., :-1], outside[..., 1:]
+    mass = (left & right) @ np.diff(cdf)
+    switch_rows, switch_cells = np.nonzero(left != right)
+    if switch_rows.size:
+        v0 = values[..., :-1][switch_rows, switch_cells]
+        v1 = values[..., 1:][switch_rows, switch_cells]
+        # The threshold crossed in the cell: the one that lies between its end values.
+        threshold = np.where((np.minimum(v0, v1) <= low) & (low <= np.maximum(v0, v1)), low, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(np.where(v1 != v0, (threshold - v0) / (v1 - v0), 0.5), 0.0, 1.0)
+        crossing = _normal_cdf(edges[switch_cells] + t * (edges[1] - edges[0]))
+        part = np.where(left[switch_rows, switch_cells], crossing - cdf[switch_cells], cdf[switch_cells + 1] - crossing)
+        np.add.at(mass, switch_rows, part)
+    return (mass / (cdf[-1] - cdf[0])).reshape(shape)
 
 
 def saturation(

@@ -1,0 +1,223 @@
+"""Many models trained at once: one compiled program, ``jax.vmap`` over parameters and optimizer states.
+
+Models of one ensemble share the architecture, loss, optimizer kind, batch size, epoch count and
+data; they may differ in initializers (per layer), seeds and learning rate (which lives in each
+model's optimizer state). A model sees the data in the order its seed fixes
+(:func:`initlab.training.epoch_order`): models with the same seed are a paired comparison.
+
+Each model's numbers equal, to float tolerance, what training it alone gives. A model whose
+loss becomes NaN or infinite is recorded as diverged at that epoch; the others go on, unaffected
+(their computations are independent lanes of the same program).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from initlab import data as data_module
+from initlab import losses, optimizers
+from initlab._lazy import jax, jnp
+from initlab.config import TrainConfig
+from initlab.errors import InitlabError
+from initlab.training import HISTORY_KEYS, TrainResult, epoch_order, init_key, make_epoch
+
+EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
+"""``callback(epoch, metrics)``: each metric is an array with one value per model."""
+
+# Fields in which models of one ensemble may differ.
+FREE_FIELDS = (
+    "kernel_initializer",
+    "bias_initializer",
+    "output_kernel_initializer",
+    "output_bias_initializer",
+    "layer_kernel_initializers",
+    "seed",
+)
+
+
+def compatibility_key(config: TrainConfig) -> tuple:
+    """Configs with equal keys can be trained in one ensemble (learning rates may differ)."""
+    entry, kwargs = optimizers.optimizers.resolve(config.optimizer)
+    optimizer_rest = tuple(sorted((k, v) for k, v in kwargs.items() if k != "learning_rate"))
+    fixed = tuple(
+        (field.name, getattr(config, field.name))
+        for field in dataclasses.fields(config)
+        if field.name not in FREE_FIELDS and field.name != "optimizer"
+    )
+    return fixed + (("optimizer", entry.name, optimizer_rest),)
+
+
+def model_bytes(config: TrainConfig, input_dim: int, classes: int, validation_size: int) -> int:
+    """A generous estimate of the memory one model adds to an ensemble, in bytes.
+
+    Parameters with their gradients, updates and up to three optimizer slots; a training batch's
+    inputs and activations (forward and backward); the validation pass's activations.
+    """
+    sizes = [input_dim, *config.hidden_units, classes]
+    parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    batch = config.batch_size * (input_dim + 3 * sum(sizes[1:]))
+    validation = validation_size * 2 * sum(sizes[1:])
+    return 4 * (6 * parameters + batch + validation)
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (MemAvailable on Linux; 4 GiB where unknown)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def default_memory_budget() -> int:
+    """Half of the memory available now."""
+    return available_memory_bytes() // 2
+
+
+def chunk_size(config: TrainConfig, dataset: data_module.Dataset, memory_budget: int | None = None) -> int:
+    """How many models of ``config``'s shape fit in ``memory_budget`` bytes beside the data."""
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    data_bytes = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+    per_model = model_bytes(config, dataset.input_dim, dataset.classes, len(dataset.x_test))
+    if budget < data_bytes + per_model:
+        raise InitlabError(
+            f"memory budget of {budget / 2**20:.0f} MiB is too small: the data needs {data_bytes / 2**20:.0f} MiB "
+            f"and one model {per_model / 2**20:.1f} MiB"
+        )
+    return max(1, (budget - data_bytes) // per_model)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def train_ensemble(
+    configs: Sequence[TrainConfig],
+    *,
+    dataset: data_module.Dataset | None = None,
+    callback: EnsembleCallback | None = None,
+) -> list[TrainResult]:
+    """Train ``configs`` together in one vmapped program and return one result per config.
+
+    Raises:
+        InitlabError: the configs cannot share a program (see :func:`compatibility_key`).
+
+    Example:
+        >>> configs = [TrainConfig(kernel_initializer=k, seed=s) for k in ("glorot_uniform", "he_normal")
+        ...            for s in range(4)]
+        >>> results = train_ensemble(configs)
+    """
+    if not configs:
+        return []
+    first = configs[0]
+    key = compatibility_key(first)
+    for config in configs[1:]:
+        if compatibility_key(config) != key:
+            raise InitlabError(
+                "these runs cannot be trained in one ensemble: they differ in more than initializers, "
+                "seeds and learning rate"
+            )
+    started = time.perf_counter()
+    dataset = dataset or data_module.load(first.dataset, first.data_file)
+    train_size = len(dataset.x_train)
+    mlp = first.model(dataset.input_dim, dataset.classes)
+    params = _stack([c.model(dataset.input_dim, dataset.classes).init(init_key(c.seed)) for c in configs])
+    # Each model's own optimizer state carries its learning rate; the update rule is shared.
+    opt_states = _stack([optimizers.build(c.optimizer).init(jax.tree.map(lambda p: p[0], params)) for c in configs])
+    optimizer = optimizers.build(first.optimizer)
+    loss = losses.build(first.loss)
+    arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
+    seeds = [c.seed for c in configs]
+
+    def orders(epoch: int) -> np.ndarray:
+        unique = {seed: epoch_order(seed, epoch, train_size) for seed in set(seeds)}
+        return np.stack([unique[seed] for seed in seeds])
+
+    epoch_fn = make_epoch(mlp, loss, optimizer, train_size, first.batch_size, dataset.scale)
+    ensemble_epoch = jax.jit(
+        jax.vmap(epoch_fn, in_axes=(0, 0, 0, None, None, None, None)), donate_argnums=(0, 1)
+    )
+    loaded = time.perf_counter()
+    compiled = ensemble_epoch.lower(params, opt_states, orders(1), *arrays).compile()
+    ready = time.perf_counter()
+
+    count = len(configs)
+    history = {k: np.full((count, first.epochs), np.nan) for k in HISTORY_KEYS}
+    diverged: list[int | None] = [None] * count
+    for epoch in range(1, first.epochs + 1):
+        params, opt_states, metrics = compiled(params, opt_states, orders(epoch), *arrays)
+        values = {k: np.asarray(v, np.float64) for k, v in metrics.items()}
+        for k in HISTORY_KEYS:
+            history[k][:, epoch - 1] = values[k]
+        for index in range(count):
+            if diverged[index] is None and not math.isfinite(values["loss"][index]):
+                diverged[index] = epoch
+        if callback is not None:
+            callback(epoch, values)
+        if all(d is not None for d in diverged):
+            break
+    finished = time.perf_counter()
+
+    host_params = jax.tree.map(np.asarray, params)
+    timings = {
+        "load_s": loaded - started,
+        "compile_s": ready - loaded,
+        "train_s": finished - ready,
+        "ensemble_size": count,
+    }
+    results = []
+    for index, config in enumerate(configs):
+        last = diverged[index] or first.epochs
+        results.append(
+            TrainResult(
+                config=config,
+                history={k: [float(v) for v in history[k][index, :last]] for k in HISTORY_KEYS},
+                params=jax.tree.map(lambda p, i=index: p[i], host_params),
+                timings=dict(timings),
+                diverged_epoch=diverged[index],
+            )
+        )
+    return results
+
+
+def train_many(
+    configs: Sequence[TrainConfig],
+    *,
+    dataset: data_module.Dataset | None = None,
+    memory_budget: int | None = None,
+    on_chunk: Callable[[list[TrainResult]], None] | None = None,
+    callback: EnsembleCallback | None = None,
+) -> list[TrainResult]:
+    """Train any configs: grouped into compatible ensembles, each split into chunks that fit memory.
+
+    Results come back in the order of ``configs``; ``on_chunk`` is called as each chunk finishes.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for index, config in enumerate(configs):
+        groups.setdefault(compatibility_key(config), []).append(index)
+    results: list[TrainResult | None] = [None] * len(configs)
+    for indices in groups.values():
+        first = configs[indices[0]]
+        group_data = dataset or data_module.load(first.dataset, first.data_file)
+        size = chunk_size(first, group_data, memory_budget)
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            chunk_results = train_ensemble([configs[i] for i in chunk], dataset=group_data, callback=callback)
+            for i, result in zip(chunk, chunk_results):
+                results[i] = result
+            if on_chunk is not None:
+                on_chunk(chunk_results)
+    return [r for r in results if r is not None]

@@ -1,0 +1,29 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def getkey(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """Hands out fresh JAX PRNG keys, one per call: ``key = getkey()`` (as in equinox).
+
+    The keys derive from the test's id, so every test draws its own numbers and a failure
+    reproduces on the next run. JAX is imported here, not at module level, so that collecting
+    the tests does not import it (the CLI's tests check that ``import initlab`` stays light).
+    """
+    import jax
+
+    base = jax.random.key(zlib.crc32(request.node.nodeid.encode()))
+    counter = itertools.count()
+
+    def _getkey() -> Any:
+        return jax.random.fold_in(base, next(counter))
+
+    return _getkey

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -60,23 +58,23 @@ def inputs() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(6, 12)).astype(np.float32)
 
 
-def test_parameter_shapes_are_keras_dense_kernels():
+def test_parameter_shapes_are_keras_dense_kernels(getkey):
     mlp = three_layer_mlp()
-    params = mlp.init(jax.random.key(0))
+    params = mlp.init(getkey())
     assert mlp.shapes == [(12, 7), (7, 5), (5, 3)]
     assert len(params) == 3
     for layer_params, (fan_in, fan_out) in zip(params, mlp.shapes):
         assert set(layer_params) == {"kernel", "bias"}
         assert layer_params["kernel"].shape == (fan_in, fan_out)
         assert layer_params["bias"].shape == (fan_out,)
-        assert layer_params["kernel"].dtype == jnp.float32
-        assert layer_params["bias"].dtype == jnp.float32
+        assert layer_params["kernel"].dtype == np.float32
+        assert layer_params["bias"].dtype == np.float32
 
 
 @pytest.mark.parametrize("hidden_activation", ["linear", "sigmoid", "tanh", "relu"])
-def test_apply_equals_numpy_forward_pass(hidden_activation, inputs):
+def test_apply_equals_numpy_forward_pass(hidden_activation, inputs, getkey):
     mlp = three_layer_mlp(hidden_activation)
-    params = mlp.init(jax.random.key(1))
+    params = mlp.init(getkey())
     expected = numpy_forward(mlp, params, inputs)[-1][1]
     output = np.asarray(mlp.apply(params, inputs))
     assert output.shape == (6, 3)
@@ -84,9 +82,9 @@ def test_apply_equals_numpy_forward_pass(hidden_activation, inputs):
     np.testing.assert_allclose(output.sum(axis=-1), 1.0, rtol=1e-5)
 
 
-def test_apply_with_intermediates_gives_every_layer(inputs):
+def test_apply_with_intermediates_gives_every_layer(inputs, getkey):
     mlp = three_layer_mlp("relu")
-    params = mlp.init(jax.random.key(2))
+    params = mlp.init(getkey())
     output, layer_outputs = mlp.apply_with_intermediates(params, inputs)
     reference = numpy_forward(mlp, params, inputs)
 
@@ -107,9 +105,12 @@ def test_apply_with_intermediates_gives_every_layer(inputs):
     np.testing.assert_allclose(np.asarray(output), np.asarray(mlp.apply(params, inputs)), rtol=1e-6, atol=1e-7)
 
 
-def test_apply_under_jit_and_vmap_over_stacked_params(inputs):
+def test_apply_under_jit_and_vmap_over_stacked_params(inputs, getkey):
+    import jax
+    import jax.numpy as jnp
+
     mlp = three_layer_mlp()
-    members = [mlp.init(jax.random.key(seed)) for seed in (3, 4)]
+    members = [mlp.init(getkey()) for _ in range(2)]
     stacked = jax.tree.map(lambda *arrays: jnp.stack(arrays), *members)
     ensemble = jax.jit(jax.vmap(mlp.apply, in_axes=(0, None)))(stacked, inputs)
     assert ensemble.shape == (2, 6, 3)
@@ -117,9 +118,10 @@ def test_apply_under_jit_and_vmap_over_stacked_params(inputs):
         np.testing.assert_allclose(np.asarray(ensemble[index]), np.asarray(mlp.apply(params, inputs)), rtol=1e-5, atol=1e-6)
 
 
-def test_same_key_same_params_other_key_other_params():
+def test_same_key_same_params_other_key_other_params(getkey):
     mlp = three_layer_mlp()
-    first, again, other = (mlp.init(jax.random.key(seed)) for seed in (7, 7, 8))
+    key = getkey()
+    first, again, other = mlp.init(key), mlp.init(key), mlp.init(getkey())
     for a, b, c in zip(first, again, other):
         np.testing.assert_array_equal(np.asarray(a["kernel"]), np.asarray(b["kernel"]))
         np.testing.assert_array_equal(np.asarray(a["bias"]), np.asarray(b["bias"]))
@@ -128,10 +130,10 @@ def test_same_key_same_params_other_key_other_params():
     assert not np.array_equal(np.asarray(first[0]["bias"]), np.asarray(other[0]["bias"]))
 
 
-def test_layers_of_equal_shape_draw_different_weights():
+def test_layers_of_equal_shape_draw_different_weights(getkey):
     # One key per layer: identical layers must not share their draws.
     layer = DenseLayer(units=8, activation="tanh", kernel_initializer="random_normal", bias_initializer="random_normal")
-    params = MLP(input_dim=8, layers=(layer, layer, layer)).init(jax.random.key(0))
+    params = MLP(input_dim=8, layers=(layer, layer, layer)).init(getkey())
     kernels = [np.asarray(p["kernel"]) for p in params]
     biases = [np.asarray(p["bias"]) for p in params]
     for i in range(3):
@@ -143,7 +145,7 @@ def test_layers_of_equal_shape_draw_different_weights():
         assert not np.any(np.isin(bias, kernel))
 
 
-def test_per_layer_initializers_are_honoured():
+def test_per_layer_initializers_are_honoured(getkey):
     mlp = MLP(
         input_dim=100,
         layers=(
@@ -152,7 +154,7 @@ def test_per_layer_initializers_are_honoured():
             DenseLayer(units=10, activation="softmax"),  # Keras defaults: glorot_uniform, zeros
         ),
     )
-    first, second, output = mlp.init(jax.random.key(0))
+    first, second, output = mlp.init(getkey())
 
     kernel = np.asarray(first["kernel"])
     # 6400 draws of N(0, 4): the sample std is within 5% of 2 with overwhelming probability.

@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -128,6 +126,8 @@ def numpy_sgd_step(params, x, y, loss_name: str, learning_rate: float):
 
 @pytest.mark.parametrize("loss_name", ["mean_squared_error", "categorical_crossentropy"])
 def test_step_equals_numpy_sgd_step(loss_name, mnist_batch):
+    import jax
+
     x, y = mnist_batch
     mlp = TrainConfig(loss=loss_name).model(784, 10)
     params = mlp.init(training.init_key(0))
@@ -161,6 +161,8 @@ def reference_fit(params, dataset: Dataset, *, learning_rate: float, batch_size:
     Returns the history, the final parameters, and two wrong variants of the training metrics
     (mean of batch means; accuracy measured after each update) to show the test can tell.
     """
+    import jax
+    import jax.numpy as jnp
 
     def forward(params, x):
         hidden = jnp.tanh(x @ params[0]["kernel"] + params[0]["bias"])
@@ -222,6 +224,8 @@ def assert_params_match(params, expected):
     ],
 )
 def test_make_epoch_equals_reference_loop(train_size):
+    import jax
+
     dataset = synthetic_dataset(train_size=train_size)
     config = SMALL_CONFIG
     mlp = config.model(dataset.input_dim, dataset.classes)

@@ -60,6 +60,14 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
+                     "output_kernel_initializer", "output_bias_initializer", "loss", "optimizer"):
+            if not isinstance(getattr(self, name), str):
+                raise InitlabError(f"{name} must be a spec string such as 'glorot_uniform', got {getattr(self, name)!r}")
+        if self.data_file is not None and not isinstance(self.data_file, str):
+            raise InitlabError(f"data_file must be a path string, got {self.data_file!r}")
+        if isinstance(self.hidden_units, (str, bytes)) or not hasattr(self.hidden_units, "__iter__"):
+            raise InitlabError(f"hidden_units must be a list of layer sizes such as [64], got {self.hidden_units!r}")
         object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
         object.__setattr__(
             self, "layer_kernel_initializers", tuple((int(n), str(s)) for n, s in self.layer_kernel_initializers)

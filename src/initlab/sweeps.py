@@ -50,7 +50,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 from initlab.config import TrainConfig
 from initlab.errors import InitlabError, unknown
-from initlab.optimizers import optimizers as optimizer_registry
 
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
 
@@ -58,17 +57,6 @@ _FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 _INT_FIELDS = frozenset({"batch_size", "epochs", "seed"})
 _TOP_LEVEL = ("name", "base", "grid", "zip")
 _SEED_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
-# Fields that only change a run's initial parameters, not the program that trains it.
-_PER_RUN_FIELDS = frozenset(
-    {
-        "kernel_initializer",
-        "bias_initializer",
-        "output_kernel_initializer",
-        "output_bias_initializer",
-        "layer_kernel_initializers",
-        "seed",
-    }
-)
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -244,17 +232,14 @@ def _parse(data: dict[str, Any], source: Path) -> Sweep:
 
 
 def group_key(config: TrainConfig) -> tuple[Any, ...]:
-    """What must be equal for runs to share one compiled program.
+    """What must be equal for runs to share one compiled program (see ``ensembles.compatibility_key``).
 
     Every field except the initializers, the seed and the optimizer's learning rate; the
     optimizer's kind and other arguments count, with defaults filled in.
     """
-    entry, kwargs = optimizer_registry.resolve(config.optimizer)
-    optimizer = (entry.name, tuple(sorted((k, v) for k, v in kwargs.items() if k != "learning_rate")))
-    shared = tuple(
-        (name, getattr(config, name)) for name in _FIELDS if name not in _PER_RUN_FIELDS and name != "optimizer"
-    )
-    return (*shared, ("optimizer", optimizer))
+    from initlab.ensembles import compatibility_key
+
+    return compatibility_key(config)
 
 
 def group(configs: Iterable[TrainConfig]) -> list[list[TrainConfig]]:

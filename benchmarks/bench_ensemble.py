@@ -1,0 +1,99 @@
+"""Benchmark: many Part B models at once (vmapped ensembles) and a 35-run sweep beside Keras.
+
+1. An ensemble of 16 models of the tutorial's Part B (4 initializers x 4 seeds, 20 epochs):
+   training seconds per model, and the fraction of the machine's peak matmul throughput.
+2. A 35-run sweep (7 initializers x 5 seeds) timed end to end (``initlab sweep`` in a fresh
+   process, store included) beside Keras running the same 35 models one by one
+   (``keras_tutorial.py``), when Keras is installed. ``--keras-runs N`` times only N of the 35
+   Keras runs and scales up (said so in the output).
+
+Usage:
+    python benchmarks/bench_ensemble.py [--keras-backend jax] [--keras-runs 35] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_part_b import EPOCH_FLOPS, peak_matmul_gflops  # noqa: E402
+
+INITIALIZERS = ["RandomNormal()", "RandomNormal(stddev=1.0)", "glorot_uniform", "glorot_normal",
+                "he_normal", "lecun_normal", "orthogonal"]
+
+
+def ensemble_16() -> dict[str, float]:
+    import initlab
+    from initlab.ensembles import train_ensemble
+
+    configs = [initlab.TrainConfig(kernel_initializer=spec, seed=seed) for spec in INITIALIZERS[:4] for seed in range(4)]
+    results = train_ensemble(configs)
+    train_s = results[0].timings["train_s"]
+    return {
+        "models": len(configs),
+        "train_s": train_s,
+        "compile_s": results[0].timings["compile_s"],
+        "train_s_per_model": train_s / len(configs),
+        "achieved_gflops": len(configs) * 20 * EPOCH_FLOPS / train_s / 1e9,
+    }
+
+
+def sweep_35(workdir: Path) -> dict[str, float]:
+    sweep = workdir / "sweep35.toml"
+    sweep.write_text(
+        'name = "bench35"\n[grid]\nkernel_initializer = [' + ", ".join(json.dumps(s) for s in INITIALIZERS) + ']\nseed = "0-4"\n'
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "initlab.cli", "sweep", str(sweep), "--store", str(workdir / "s.sqlite"), "--json"],
+                   check=True, capture_output=True)
+    return {"runs": 35, "initlab_sweep_s": time.perf_counter() - start}
+
+
+def keras_35(backend: str, runs: int) -> dict[str, float] | None:
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        return None
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    pairs = [(spec, seed) for spec in INITIALIZERS for seed in range(5)][:runs]
+    start = time.perf_counter()
+    for spec, seed in pairs:
+        subprocess.run([sys.executable, str(HERE / "keras_tutorial.py"), "--seeds", str(seed), "--init", spec],
+                       check=True, capture_output=True, env=env)
+    seconds = time.perf_counter() - start
+    return {"keras_backend": backend, "keras_runs_timed": len(pairs), "keras_35_s": seconds * 35 / len(pairs),
+            "keras_35_extrapolated": len(pairs) < 35}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keras-backend", default="jax")
+    parser.add_argument("--keras-runs", type=int, default=35)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    results: dict[str, object] = {"peak": peak_matmul_gflops()}
+    results["ensemble16"] = ensemble_16()
+    results["ensemble16"]["fraction_of_peak"] = results["ensemble16"]["achieved_gflops"] / max(results["peak"].values())
+    with tempfile.TemporaryDirectory() as workdir:
+        results["sweep35"] = sweep_35(Path(workdir))
+    keras = keras_35(args.keras_backend, args.keras_runs) if args.keras_runs > 0 else None
+    if keras is not None:
+        keras["speedup_of_initlab"] = keras["keras_35_s"] / results["sweep35"]["initlab_sweep_s"]
+        results["keras"] = keras
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

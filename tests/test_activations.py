@@ -48,7 +48,11 @@ NON_DEFAULT = {
 }
 
 # Float32 inputs on a grid through the interesting region, as a (rows, columns) batch for softmax.
-X = np.concatenate([np.linspace(-8, 8, 161), [-20.0, -1e-3, 0.0, 1e-3, 20.0, 0.5, -0.5]]).astype(np.float32).reshape(8, 21)
+X = (
+    np.concatenate([np.linspace(-8, 8, 161), [-20.0, -1e-3, 0.0, 1e-3, 20.0, 0.5, -0.5]])
+    .astype(np.float32)
+    .reshape(8, 21)
+)
 # float32 results differ from float64 closed forms by a few ulps (rtol); near zero, where a
 # difference of nearly equal numbers is tiny (gelu at -8), the absolute tolerance takes over.
 RTOL, ATOL = 1e-6, 1e-6
@@ -100,7 +104,14 @@ def test_softmax_rows_sum_to_one_along_the_last_axis():
 
 @pytest.mark.parametrize(
     ("name", "thresholds"),
-    [("sigmoid", (0.1, 0.9)), ("tanh", (-0.9, 0.9)), ("softsign", (-0.9, 0.9)), ("relu", None), ("elu", None), ("linear", None)],
+    [
+        ("sigmoid", (0.1, 0.9)),
+        ("tanh", (-0.9, 0.9)),
+        ("softsign", (-0.9, 0.9)),
+        ("relu", None),
+        ("elu", None),
+        ("linear", None),
+    ],
 )
 def test_saturation_thresholds(name, thresholds):
     result = build(name).saturation_thresholds()
@@ -145,6 +156,8 @@ KERAS_ARGUMENT_NAMES = {("leaky_relu", "alpha"): "negative_slope"}
 def test_matches_keras(spec, keras):
     entry, kwargs = activations.resolve(spec)
     keras_function = getattr(keras.activations, entry.name)
-    keras_kwargs = {KERAS_ARGUMENT_NAMES.get((entry.name, k), k): v for k, v in kwargs.items() if v != entry.defaults[k]}
+    keras_kwargs = {
+        KERAS_ARGUMENT_NAMES.get((entry.name, k), k): v for k, v in kwargs.items() if v != entry.defaults[k]
+    }
     expected = np.asarray(keras_function(X, **keras_kwargs), dtype=np.float64)
     np.testing.assert_allclose(_apply(build(spec), X), expected, rtol=RTOL, atol=1e-7)

@@ -165,11 +165,6 @@ def test_zip_with_damaged_array_bytes(tmp_path):
     assert_error_names_file(path, "corrupt")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: data._read_npz uses np.load(...) as a context manager; for a .npy file np.load returns an "
-    "ndarray and 'with' raises TypeError instead of InitlabError",
-)
 def test_npy_file_instead_of_npz(tmp_path):
     path = tmp_path / "x_train.npy"
     np.save(path, synthetic_arrays()["x_train"])

@@ -79,7 +79,10 @@ def test_crossentropy_clips_and_renormalises():
     assert values[1] == pytest.approx(np.log(4.0), rel=1e-6)  # 1 / (2 + 1 + 1)
 
 
-@pytest.mark.parametrize(("alias", "name"), [("mse", "mean_squared_error"), ("cce", "categorical_crossentropy"), ("crossentropy", "categorical_crossentropy")])
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [("mse", "mean_squared_error"), ("cce", "categorical_crossentropy"), ("crossentropy", "categorical_crossentropy")],
+)
 def test_loss_aliases(alias, name):
     assert losses.entry(alias).name == name
 
@@ -250,12 +253,6 @@ def small(gradients, factor=1e-3):
     return [{name: value * factor for name, value in grads.items()} for grads in gradients]
 
 
-RMSPROP_EPSILON_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="optimizers.py rmsprop passes eps_in_sqrt=False (w -= lr*g/(sqrt(v)+eps)), but Keras 3 "
-    "RMSprop divides by sqrt(v + eps) (keras/src/optimizers/rmsprop.py); it shows when g^2 is near eps",
-)
 
 # Displacements from the initial parameters are compared; float32 parameters of size <= 1 carry
 # a rounding error of about 1e-7 each, hence the absolute tolerance.
@@ -270,7 +267,7 @@ UPDATE_CASES = [
     # With epsilon 0 the two epsilon placements agree: this checks rho, the rate and the velocity.
     pytest.param("rmsprop(epsilon=0.0)", GRADIENTS, 1e-5, id="rmsprop-eps0"),
     pytest.param("rmsprop(momentum=0.9, epsilon=0.0)", GRADIENTS, 1e-5, id="rmsprop-momentum-eps0"),
-    pytest.param("rmsprop", small(GRADIENTS), 1e-5, id="rmsprop-small-gradients", marks=RMSPROP_EPSILON_BUG),
+    pytest.param("rmsprop", small(GRADIENTS), 1e-5, id="rmsprop-small-gradients"),
     # optax adds epsilon after the bias correction, Keras before: at step 1 that is an
     # effective epsilon of 1e-7 / sqrt(1 - 0.999) = 3.2e-6, i.e. up to 3e-5 relative for |g| >= 0.1.
     pytest.param("adam", GRADIENTS, 2e-4, id="adam"),
@@ -285,7 +282,11 @@ def test_three_updates_match_keras_formula(spec, gradients, rtol):
     for step, (got, want) in enumerate(zip(ours, expected, strict=True), start=1):
         for name in PARAMS:
             np.testing.assert_allclose(
-                got[name] - PARAMS[name], want[name] - PARAMS[name], rtol=rtol, atol=ATOL, err_msg=f"{spec} step {step} {name}"
+                got[name] - PARAMS[name],
+                want[name] - PARAMS[name],
+                rtol=rtol,
+                atol=ATOL,
+                err_msg=f"{spec} step {step} {name}",
             )
 
 

@@ -29,7 +29,7 @@ from initlab.specs import Spec, canonical_key, parse_spec
         ("RandomUniform(minval=-1e-3, maxval=+2)", Spec("RandomUniform", (), (("minval", -0.001), ("maxval", 2)))),
         ("Constant(-3)", Spec("Constant", (-3,))),
         ("VarianceScaling(2.0, mode='fan_avg')", Spec("VarianceScaling", (2.0,), (("mode", "fan_avg"),))),
-        ('gelu(approximate=True)', Spec("gelu", (), (("approximate", True),))),
+        ("gelu(approximate=True)", Spec("gelu", (), (("approximate", True),))),
         ("keras.initializers.RandomNormal", Spec("keras.initializers.RandomNormal")),
         ("keras.initializers.HeNormal(seed=None)", Spec("keras.initializers.HeNormal", (), (("seed", None),))),
     ],
@@ -118,22 +118,10 @@ def test_non_literal_argument_is_named_in_the_message():
         pytest.param(
             "f({[]: 1})",
             id="unhashable-dict-key",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=TypeError,
-                reason="specs.py _literal catches only ValueError: ast.literal_eval raises TypeError "
-                "(unhashable type: 'list') for a dict/set literal with an unhashable key",
-            ),
         ),
         pytest.param(
             "f(" + "-" * 5000 + "1)",
             id="deeply-nested-unary-minus",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=RecursionError,
-                reason="specs.py parse_spec lets RecursionError from ast.parse/literal_eval escape "
-                "for deeply nested input instead of raising InitlabError",
-            ),
         ),
     ],
 )

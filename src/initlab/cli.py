@@ -187,6 +187,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         for part in (p.strip() for p in text.split(",") if p.strip()):
             low, sep, high = part.partition("-")
+            if sep and int(high) < int(low):
+                raise ValueError(part)
             seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
     except ValueError:
         raise InitlabError(f"--seeds expects integers and ranges such as 0-4 or 0,2,5, got '{text}'") from None

@@ -69,15 +69,17 @@ class TrainConfig:
         if isinstance(self.hidden_units, (str, bytes)) or not hasattr(self.hidden_units, "__iter__"):
             raise InitlabError(f"hidden_units must be a list of layer sizes such as [64], got {self.hidden_units!r}")
         object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
-        object.__setattr__(
-            self, "layer_kernel_initializers", tuple((int(n), str(s)) for n, s in self.layer_kernel_initializers)
-        )
+        pairs = tuple(tuple(pair) for pair in self.layer_kernel_initializers)
+        for pair in pairs:
+            if len(pair) != 2 or not isinstance(pair[0], int) or isinstance(pair[0], bool) or not isinstance(pair[1], str):
+                raise InitlabError(f"layer_kernel_initializers expects (layer number, spec) pairs, got {pair!r}")
+        object.__setattr__(self, "layer_kernel_initializers", pairs)
         for units in self.hidden_units:
             _positive_int("hidden layer size", units)
         _positive_int("batch_size", self.batch_size)
         _positive_int("epochs", self.epochs)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise InitlabError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise InitlabError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         datasets.entry(self.dataset)
         for spec in (self.activation, self.output_activation):
             activations.activations.resolve(spec)

@@ -71,7 +71,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InitlabError(f"data file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InitlabError(f"data file {path} is a single .npy array, not an .npz archive with {', '.join(KEYS)}")
+        with loaded as archive:
             missing = [k for k in KEYS if k not in archive.files]
             if missing:
                 raise InitlabError(

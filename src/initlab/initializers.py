@@ -185,6 +185,9 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str
     _check(scale > 0, f"variance_scaling: scale must be > 0, got {scale}")
     if mode not in VARIANCE_SCALING_MODES:
         raise unknown("variance_scaling mode", mode, VARIANCE_SCALING_MODES)
+    mode, distribution = mode.lower(), distribution.lower()
+    if distribution == "normal":  # Keras's alias
+        distribution = "truncated_normal"
     if distribution not in VARIANCE_SCALING_DISTRIBUTIONS:
         raise unknown("variance_scaling distribution", distribution, VARIANCE_SCALING_DISTRIBUTIONS)
     spec = f"variance_scaling(scale={scale!r}, mode={mode!r}, distribution={distribution!r})"

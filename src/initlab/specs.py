@@ -37,7 +37,7 @@ def _dotted_name(node: ast.expr, text: str) -> str:
 def _literal(node: ast.expr, text: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, RecursionError, MemoryError):
         raise InitlabError(
             f"malformed spec '{text}': argument '{ast.unparse(node)}' is not a literal (numbers, strings, booleans only)"
         ) from None
@@ -52,10 +52,14 @@ def parse_spec(text: str) -> Spec:
     if not isinstance(text, str) or not text.strip():
         raise InitlabError(f"malformed spec {text!r}: expected a name such as glorot_uniform")
     text = text.strip()
+    if len(text) > 10_000:
+        raise InitlabError(f"malformed spec '{text[:40]}...': longer than 10000 characters")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
         raise InitlabError(f"malformed spec '{text}': {error.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise InitlabError(f"malformed spec '{text[:40]}...': too deeply nested") from None
     if isinstance(tree, ast.Call):
         if any(isinstance(a, ast.Starred) for a in tree.args) or any(k.arg is None for k in tree.keywords):
             raise InitlabError(f"malformed spec '{text}': * and ** arguments are not allowed")

@@ -59,9 +59,9 @@ def sweep_35(workdir: Path) -> dict[str, float]:
 
 
 def keras_35(backend: str, runs: int) -> dict[str, float] | None:
-    try:
-        import keras  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec(backend) is None:
         return None
     env = dict(os.environ, KERAS_BACKEND=backend)
     pairs = [(spec, seed) for spec in INITIALIZERS for seed in range(5)][:runs]

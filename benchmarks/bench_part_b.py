@@ -82,15 +82,10 @@ def initlab_process(repeats: int) -> dict[str, float]:
 
 
 def keras_training(backend: str) -> dict[str, float] | None:
-    try:
-        import keras  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec(backend) is None:
         return None
-    if backend == "tensorflow":
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            return None
     env = dict(os.environ, KERAS_BACKEND=backend)
     output = subprocess.run(
         [sys.executable, str(HERE / "keras_tutorial.py"), "--seeds", "0"],

@@ -54,9 +54,17 @@ def ragged_dataset() -> Dataset:
     return make_dataset(200, seed=1)
 
 
-BASE = TrainConfig(hidden_units=(8,), batch_size=64, epochs=3)
+# ReLU and cross-entropy at a brisk learning rate: a model's numbers depend on the order of its
+# batches well above float noise (under the tutorial's sigmoid, MSE and SGD(0.01) they barely
+# move, and an ensemble that fed every model the same batches would pass unnoticed).
+BASE = TrainConfig(
+    hidden_units=(8,), batch_size=64, epochs=3, activation="relu", loss="categorical_crossentropy",
+    optimizer="sgd(learning_rate=0.1)",
+)  # fmt: skip
 # Linear layers and a linear output under MSE: a large learning rate makes the loss explode.
-LINEAR = dataclasses.replace(BASE, activation="linear", output_activation="linear", epochs=4)
+LINEAR = dataclasses.replace(
+    BASE, activation="linear", output_activation="linear", loss="mean_squared_error", epochs=4
+)
 CALM = "sgd(learning_rate=0.001)"
 EXPLOSIVE = dict(kernel_initializer="RandomNormal(stddev=0.05)", optimizer="sgd(learning_rate=0.1)")
 
@@ -112,7 +120,8 @@ def mixed_configs(slow: str, fast: str, count: int) -> list[TrainConfig]:
         dict(kernel_initializer="RandomNormal(stddev=0.5)", seed=2, optimizer=slow,
              bias_initializer="RandomUniform(minval=-0.1, maxval=0.1)"),
         dict(kernel_initializer="glorot_uniform", seed=3, optimizer=slow, output_kernel_initializer="he_uniform"),
-        dict(kernel_initializer="RandomNormal()", seed=1, optimizer=fast, layer_kernel_initializers=((1, "lecun_normal"),)),
+        dict(kernel_initializer="RandomNormal()", seed=1, optimizer=fast,
+             layer_kernel_initializers=((1, "lecun_normal"),)),
     ]  # fmt: skip
     return [dataclasses.replace(BASE, **variant) for variant in variants[:count]]
 
@@ -172,12 +181,12 @@ def test_same_seed_means_same_batches_whatever_the_neighbours(dataset, train_alo
     stranger = dataclasses.replace(BASE, kernel_initializer="glorot_uniform", seed=8)
 
     with_partner = train_ensemble([partner, paired, paired], dataset=dataset)
-    with_stranger = train_ensemble([paired, stranger], dataset=dataset)
+    with_stranger = train_ensemble([stranger, paired], dataset=dataset)
 
     assert with_partner[1].history == with_partner[2].history
     assert_same_params(with_partner[1].params, with_partner[2].params, atol=0)
     assert_same_result(with_partner[1], train_alone(paired, dataset))
-    assert_same_result(with_stranger[0], with_partner[1])
+    assert_same_result(with_stranger[1], with_partner[1])
     # Same seed, other initializer: other numbers; same initializer, other seed: other numbers.
     assert with_partner[0].history["loss"] != with_partner[1].history["loss"]
     assert with_stranger[1].history["loss"] != with_stranger[0].history["loss"]
@@ -241,8 +250,8 @@ INCOMPATIBLE = {
     "optimizer_kind": dict(optimizer="adam(learning_rate=0.01)"),
     "momentum": dict(optimizer="sgd(learning_rate=0.01, momentum=0.9)"),
     "batch_size": dict(batch_size=32),
-    "activation": dict(activation="relu"),
-    "loss": dict(loss="categorical_crossentropy"),
+    "activation": dict(activation="tanh"),
+    "loss": dict(loss="mean_squared_error"),
     "data_file": dict(data_file="other.npz"),
 }
 
@@ -257,7 +266,7 @@ def test_incompatible_configs_cannot_share_an_ensemble(change, dataset):
 
 COMPATIBLE = {
     "learning_rate": dict(optimizer="sgd(learning_rate=0.5)"),
-    "default_learning_rate_spelled_out": dict(optimizer="sgd(learning_rate=0.01, momentum=0.0)"),
+    "default_momentum_spelled_out": dict(optimizer="sgd(learning_rate=0.01, momentum=0.0)"),
     "seed": dict(seed=9),
     "kernel_initializer": dict(kernel_initializer="he_uniform"),
     "bias_initializer": dict(bias_initializer="ones"),
@@ -396,8 +405,9 @@ def test_cli_trains_every_initializer_and_seed_and_summarizes(data_file):
     summary = document["summary"]
     assert sorted(row["initializer"] for row in summary) == sorted(inits)
     for row in summary:
-        finals = [r["history"]["val_accuracy"][-1] for r in runs if r["config"]["kernel_initializer"] == row["initializer"]]
-        losses = [r["history"]["val_loss"][-1] for r in runs if r["config"]["kernel_initializer"] == row["initializer"]]
+        members = [r["history"] for r in runs if r["config"]["kernel_initializer"] == row["initializer"]]
+        finals = [history["val_accuracy"][-1] for history in members]
+        losses = [history["val_loss"][-1] for history in members]
         assert row["runs"] == 2 and row["diverged"] == 0
         assert row["val_accuracy_mean"] == pytest.approx(np.mean(finals))
         assert row["val_accuracy_std"] == pytest.approx(np.std(finals, ddof=1))
@@ -406,20 +416,12 @@ def test_cli_trains_every_initializer_and_seed_and_summarizes(data_file):
     assert means == sorted(means, reverse=True)
 
 
-@pytest.mark.parametrize("seeds", ["3-1", "a", "1-", "-1", ""])
+@pytest.mark.parametrize("seeds", ["3-1", "0-1,3-1", "a", "1-", "-1", ""])
 def test_cli_rejects_bad_seeds_with_exit_status_2(seeds, data_file):
     result = invoke("train", "--seeds", seeds, "--epochs", 1, "--data-file", data_file, "--json")
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "--seeds" in lines[0], result.stderr
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cli.parse_seeds drops a reversed range inside a list ('0-1,3-1' gives seeds [0, 1]) "
-    "instead of rejecting it as it does '3-1' alone (and as sweep files reject reversed seed ranges)",
-)
-def test_cli_rejects_a_reversed_range_inside_a_seed_list():
     with pytest.raises(InitlabError, match="--seeds"):
-        parse_seeds("0-1,3-1")
+        parse_seeds(seeds)

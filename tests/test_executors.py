@@ -57,7 +57,10 @@ def data_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(data_file) -> TrainConfig:
-    return TrainConfig(data_file=str(data_file), hidden_units=(8,), batch_size=64, epochs=EPOCHS)
+    return TrainConfig(
+        data_file=str(data_file), hidden_units=(8,), batch_size=64, epochs=EPOCHS, activation="relu",
+        loss="categorical_crossentropy", optimizer="sgd(learning_rate=0.1)",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +184,9 @@ def test_new_configs_are_the_only_ones_trained(finished_copy, configs, base, mon
 
 
 def test_a_diverging_run_is_recorded_as_diverged_beside_done_runs(tmp_path, base):
-    linear = dataclasses.replace(base, activation="linear", output_activation="linear", epochs=4)
+    linear = dataclasses.replace(
+        base, activation="linear", output_activation="linear", loss="mean_squared_error", epochs=4
+    )
     calm = "sgd(learning_rate=0.001)"
     configs = [
         dataclasses.replace(linear, kernel_initializer="glorot_uniform", optimizer=calm),
@@ -205,7 +210,8 @@ def test_a_diverging_run_is_recorded_as_diverged_beside_done_runs(tmp_path, base
         assert all(math.isfinite(v) for v in history["loss"][:-1])
         for run in (runs[0], runs[2]):
             assert run["diverged_epoch"] is None
-            assert all(len(values) == 4 and all(map(math.isfinite, values)) for values in store.history(run["run_id"]).values())
+            history = store.history(run["run_id"])
+            assert all(len(values) == 4 and all(map(math.isfinite, values)) for values in history.values())
     # A diverged run is finished: a re-run does not redo it.
     assert run_configs(configs, path).skipped == 3
 
@@ -345,7 +351,7 @@ seed = "0-3"
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         _, stderr = process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL, f"the sweep ended on its own before it could be killed\n{stderr.decode()}"
+    assert process.returncode == -signal.SIGKILL, f"the sweep ended before it could be killed\n{stderr.decode()}"
     assert 0 < done_count < total
 
     runs, metrics = read_store(store)
@@ -353,7 +359,6 @@ seed = "0-3"
     assert len({run["config_hash"] for run in runs.values()}) == total
     assert {run["status"] for run in runs.values()} <= {"pending", "running", "done"}
     finished_before = {run_id: run for run_id, run in runs.items() if run["status"] == "done"}
-    print("DEBUG", done_count, len(finished_before), sorted(r["status"] for r in runs.values()))
     assert 0 < len(finished_before) < total
     for run_id, run in runs.items():
         if run_id in finished_before:
@@ -474,6 +479,7 @@ def test_a_missing_store_is_a_one_line_error(command, tmp_path):
 # Ray
 
 
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 def test_ray_executor_stores_what_the_local_executor_stores(finished, configs, tmp_path):
     ray = pytest.importorskip("ray")
     path = tmp_path / "ray.sqlite"

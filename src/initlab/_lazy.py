@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -18,8 +20,59 @@ class LazyModule(ModuleType):
         if attribute == "_module":
             raise AttributeError(attribute)
         if self._module is None:
+            configure_jax()
             self._module = importlib.import_module(self.__name__)
+            enable_compilation_cache()
         return getattr(self._module, attribute)
+
+
+def configure_jax() -> None:
+    """Before JAX first loads: one CPU device per core, so that ensembles can use every core.
+
+    XLA runs a small matmul (a 128-sample batch) on one core; models split across devices run
+    side by side. ``INITLAB_CPU_DEVICES=N`` chooses N (1 turns it off). Has no effect once JAX
+    is imported, or when XLA_FLAGS already sets a device count.
+    """
+    if "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    count = int(os.environ.get("INITLAB_CPU_DEVICES", os.cpu_count() or 1))
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def cache_dir() -> str:
+    """initlab's cache folder: ``$INITLAB_CACHE``, else ``$XDG_CACHE_HOME/initlab`` or ``~/.cache/initlab``."""
+    if os.environ.get("INITLAB_CACHE"):
+        return os.environ["INITLAB_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "initlab")
+
+
+_cache_enabled = False
+
+
+def enable_compilation_cache() -> None:
+    """Keep compiled XLA programs on disk, so that a second ``initlab train`` skips compiling.
+
+    ``INITLAB_COMPILATION_CACHE=0`` turns it off; a folder that cannot be written is skipped.
+    """
+    global _cache_enabled
+    if _cache_enabled or os.environ.get("INITLAB_COMPILATION_CACHE", "1") == "0":
+        return
+    _cache_enabled = True
+    import jax as real_jax
+
+    folder = os.path.join(cache_dir(), "xla")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if real_jax.config.jax_compilation_cache_dir is None:
+        real_jax.config.update("jax_compilation_cache_dir", folder)
+        real_jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 jax = LazyModule("jax")

@@ -17,6 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,76 @@ def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where each model of an ensemble sits in the (rows, columns) grid that is trained.
+
+    A row holds the models that share a seed, hence every batch: vmapped over a row, their
+    layers' matmuls become one wide matmul. Rows (or, with fewer rows than devices, columns) are
+    split across devices; short rows and the grid are padded with copies of real models, whose
+    results are dropped.
+
+    Attributes:
+        slots: ``slots[row][column]`` is the index of a config.
+        seeds: each row's seed.
+        shard_axis: the grid axis split across ``devices`` devices, or ``None``.
+    """
+
+    slots: tuple[tuple[int, ...], ...]
+    seeds: tuple[int, ...]
+    shard_axis: int | None
+    devices: int
+
+    @property
+    def flat(self) -> list[int]:
+        return [i for row in self.slots for i in row]
+
+    def positions(self, count: int) -> np.ndarray:
+        """``(count, 2)``: the (row, column) at which each config is first found."""
+        found: dict[int, tuple[int, int]] = {}
+        for r, row in enumerate(self.slots):
+            for c, index in enumerate(row):
+                found.setdefault(index, (r, c))
+        return np.array([found[i] for i in range(count)])
+
+    def shardings(self) -> dict[str, Any]:
+        """``in_shardings``/``out_shardings`` for the grid's epoch function (empty: no split)."""
+        if self.shard_axis is None:
+            return {}
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[: self.devices]), ("models",))
+        split = NamedSharding(mesh, PartitionSpec(*([None] * self.shard_axis), "models"))
+        orders = split if self.shard_axis == 0 else NamedSharding(mesh, PartitionSpec())
+        replicated = NamedSharding(mesh, PartitionSpec())
+        return {
+            "in_shardings": (split, split, orders, replicated, replicated, replicated, replicated),
+            "out_shardings": (split, split, split),
+        }
+
+
+def layout(configs: Sequence[TrainConfig], devices: int = 1) -> Layout:
+    """Arrange ``configs`` in rows of equal seeds and split the grid across ``devices``."""
+    rows: dict[int, list[int]] = {}
+    for index, config in enumerate(configs):
+        rows.setdefault(config.seed, []).append(index)
+    width = max(len(row) for row in rows.values())
+    slots = [row + [row[-1]] * (width - len(row)) for row in rows.values()]
+    seeds = list(rows)
+    shard_axis = None
+    if devices > 1 and len(configs) > 1:
+        if len(slots) >= devices or len(slots) >= width:
+            shard_axis = 0
+            while len(slots) % devices:
+                slots.append(slots[-1])
+                seeds.append(seeds[-1])
+        else:
+            shard_axis = 1
+            while len(slots[0]) % devices:
+                slots = [row + [row[-1]] for row in slots]
+    return Layout(tuple(tuple(row) for row in slots), tuple(seeds), shard_axis, devices)
+
+
 def train_ensemble(
     configs: Sequence[TrainConfig],
     *,
@@ -134,32 +205,41 @@ def train_ensemble(
     dataset = dataset or data_module.load(first.dataset, first.data_file)
     train_size = len(dataset.x_train)
     mlp = first.model(dataset.input_dim, dataset.classes)
-    params = _stack([c.model(dataset.input_dim, dataset.classes).init(init_key(c.seed)) for c in configs])
+    grid = layout(configs, len(jax.devices()))
+    inits = {
+        i: configs[i].model(dataset.input_dim, dataset.classes).init(init_key(configs[i].seed)) for i in set(grid.flat)
+    }
+    params = _stack([_stack([inits[i] for i in row]) for row in grid.slots])
     # Each model's own optimizer state carries its learning rate; the update rule is shared.
-    opt_states = _stack([optimizers.build(c.optimizer).init(jax.tree.map(lambda p: p[0], params)) for c in configs])
+    opt_states = _stack(
+        [_stack([optimizers.build(configs[i].optimizer).init(inits[i]) for i in row]) for row in grid.slots]
+    )
     optimizer = optimizers.build(first.optimizer)
     loss = losses.build(first.loss)
     arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
-    seeds = [c.seed for c in configs]
 
     def orders(epoch: int) -> np.ndarray:
-        unique = {seed: epoch_order(seed, epoch, train_size) for seed in set(seeds)}
-        return np.stack([unique[seed] for seed in seeds])
+        unique = {seed: epoch_order(seed, epoch, train_size) for seed in set(grid.seeds)}
+        return np.stack([unique[seed] for seed in grid.seeds])
 
     epoch_fn = make_epoch(mlp, loss, optimizer, train_size, first.batch_size, dataset.scale)
-    ensemble_epoch = jax.jit(
-        jax.vmap(epoch_fn, in_axes=(0, 0, 0, None, None, None, None)), donate_argnums=(0, 1)
-    )
+    # Inner vmap: models of one row share the data, so each layer's matmul is one wide matmul.
+    # Outer vmap: rows (seeds) with their own data order.
+    row_epoch = jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, None))
+    grid_epoch = jax.vmap(row_epoch, in_axes=(0, 0, 0, None, None, None, None))
+    ensemble_epoch = jax.jit(grid_epoch, donate_argnums=(0, 1), **grid.shardings())
     loaded = time.perf_counter()
     compiled = ensemble_epoch.lower(params, opt_states, orders(1), *arrays).compile()
     ready = time.perf_counter()
 
     count = len(configs)
+    positions = grid.positions(count)
+    rows, columns = positions[:, 0], positions[:, 1]
     history = {k: np.full((count, first.epochs), np.nan) for k in HISTORY_KEYS}
     diverged: list[int | None] = [None] * count
     for epoch in range(1, first.epochs + 1):
         params, opt_states, metrics = compiled(params, opt_states, orders(epoch), *arrays)
-        values = {k: np.asarray(v, np.float64) for k, v in metrics.items()}
+        values = {k: np.asarray(v, np.float64)[rows, columns] for k, v in metrics.items()}
         for k in HISTORY_KEYS:
             history[k][:, epoch - 1] = values[k]
         for index in range(count):
@@ -185,7 +265,7 @@ def train_ensemble(
             TrainResult(
                 config=config,
                 history={k: [float(v) for v in history[k][index, :last]] for k in HISTORY_KEYS},
-                params=jax.tree.map(lambda p, i=index: p[i], host_params),
+                params=jax.tree.map(lambda p, r=rows[index], c=columns[index]: p[r, c], host_params),
                 timings=dict(timings),
                 diverged_epoch=diverged[index],
             )

@@ -1,7 +1,8 @@
 """Data: the shipped MNIST (verified on load), other ``.npz`` files, and synthetic input sources.
 
 MNIST ships inside the package (``initlab/data/mnist.npz``, Keras's layout; provenance and
-licence in ``initlab/data/README.md``), so nothing is downloaded. Preprocessing is the
+licence in ``initlab/data/README.md``), so nothing is downloaded. Fashion-MNIST and CIFAR-10 are
+downloaded once into the cache and verified (``initlab.downloads``). Preprocessing is the
 tutorial's: images reshaped to 784 and divided by 255 in float32, labels one-hot.
 """
 
@@ -140,6 +141,35 @@ datasets: Registry[Dataset] = Registry("dataset")
 def mnist(data_file: str | None = None) -> Dataset:
     """MNIST digits, 60k train / 10k test, 784 inputs, 10 classes (shipped; or any .npz of Keras's layout)."""
     return _load_labelled("mnist", data_file)
+
+
+@datasets.register("fashion_mnist")
+def fashion_mnist(data_file: str | None = None) -> Dataset:
+    """Zalando's Fashion-MNIST, 60k train / 10k test, 784 inputs, 10 classes (downloaded once; or an .npz)."""
+    return _load_downloaded("fashion_mnist", data_file)
+
+
+@datasets.register("cifar10")
+def cifar10(data_file: str | None = None) -> Dataset:
+    """CIFAR-10 colour images, 50k train / 10k test, 3072 inputs (32x32x3), 10 classes (downloaded once; or an .npz)."""
+    return _load_downloaded("cifar10", data_file)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_downloaded(name: str, path: str | None) -> Dataset:
+    """A data set of ``initlab.downloads`` (fetched into the cache when needed), or the .npz ``path``."""
+    if path is None:
+        from initlab import downloads  # urllib and tarfile only when a download may be needed
+
+        arrays, source = downloads.load_arrays(name)
+        return preprocess(name, arrays, source=source)
+    file = Path(path).expanduser()
+    arrays = _read_npz(file)
+    for key in ("y_train", "y_test"):  # Keras's cifar10.load_data gives labels of shape (n, 1)
+        if arrays[key].ndim == 2 and arrays[key].shape[1] == 1:
+            arrays[key] = arrays[key][:, 0]
+    _check_layout(arrays, file)
+    return preprocess(name, arrays, source=str(file))
 
 
 def load(name: str = "mnist", data_file: str | Path | None = None) -> Dataset:

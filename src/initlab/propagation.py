@@ -1,0 +1,463 @@
+"""Signal propagation through a deep MLP at initialization (Glorot & Bengio 2010, figs. 6-7).
+
+:func:`propagate` builds, for each initializer, ``depth`` hidden Dense layers of ``width`` units
+(kernels from that initializer) topped by a fixed readout of 10 units (``glorot_uniform``,
+linear for MSE, softmax for cross-entropy) scored against random one-hot targets. The readout
+gives the hidden stack a backward signal, as the classifier does in Glorot & Bengio; it is the
+same for every initializer compared, so differences come from the hidden stack only. It reports,
+layer by layer (1 = nearest the input), the forward statistics (pre-activation variance, the
+mean-field ``q^l``; activation mean and std; saturated fraction for bounded activations) and the
+backward ones (variance of the per-example gradient ``dL/dz``, the mean-field ``q~^l``; variance
+of the batch-mean weight gradient ``dL/dW``), with per-layer histograms on shared bins.
+
+:func:`jacobian_singular_values` measures dynamical isometry: the singular values of the
+input-output Jacobian of the hidden stack (Saxe et al. 2014; Pennington et al. 2017).
+
+Example:
+    >>> result = propagate(["glorot_uniform", "he_normal"], activation="relu", depth=10)
+    >>> PropagationDisplay.from_result(result).plot()
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from initlab import activations, losses
+from initlab import initializers as initializers_module
+from initlab import data as data_module
+from initlab._lazy import jax, jnp
+from initlab.errors import InitlabError
+from initlab.models import MLP, DenseLayer, dense
+from initlab.plots import _axes
+
+MNIST_INPUT_DIM = 784
+
+
+def _jsonable(value: Any) -> Any:
+    """Lists and plain floats, non-finite numbers as ``None`` (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass
+class PropagationRun:
+    """One initializer's layer-by-layer statistics; every list has one entry per hidden layer.
+
+    ``sigma_w2`` is the kernel variance times fan-in (mean-field ``sigma_w^2``), ``sigma_b2``
+    the bias variance. Histograms are ``{"edges": bins + 1 values, "counts": depth lists}``; the
+    bins are shared by all layers and values beyond them are counted in the end bins.
+    """
+
+    initializer: str
+    sigma_w2: list[float]
+    sigma_b2: float
+    preactivation_variance: list[float]
+    activation_mean: list[float]
+    activation_std: list[float]
+    saturation_fraction: list[float] | None
+    gradient_variance: list[float]
+    weight_gradient_variance: list[float]
+    activation_histogram: dict[str, list]
+    gradient_histogram: dict[str, list]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dict(self.__dict__))
+
+
+LAYER_STATISTICS = ("preactivation_variance", "activation_mean", "activation_std", "saturation_fraction",
+                    "gradient_variance", "weight_gradient_variance")
+
+
+@dataclass
+class PropagationResult:
+    """The outcome of :func:`propagate`; ``q0`` is the mean squared input entry ``E||x||^2 / n0``."""
+
+    initializers: list[str]
+    activation: str
+    depth: int
+    width: int
+    input_dim: int
+    inputs: str
+    batch: int
+    seed: int
+    bias_initializer: str
+    loss: str
+    readout: str
+    bins: int
+    q0: float
+    input_mean: float
+    input_variance: float
+    runs: list[PropagationRun] = field(repr=False)
+
+    def run(self, initializer: str) -> PropagationRun:
+        """The run of ``initializer`` (any spelling of its spec)."""
+        spec = initializers_module.build(initializer).spec
+        for run in self.runs:
+            if run.initializer == spec:
+                return run
+        raise InitlabError(f"no run for initializer {spec} (runs: {', '.join(self.initializers)})")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows ``(initializer, layer, statistic, value)``, ready for ``pandas.DataFrame``."""
+        return [
+            {"initializer": run.initializer, "layer": layer + 1, "statistic": name, "value": _jsonable(value)}
+            for run in self.runs
+            for name in LAYER_STATISTICS
+            if getattr(run, name) is not None
+            for layer, value in enumerate(getattr(run, name))
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "runs"}
+        return _jsonable({**out, "runs": [run.to_dict() for run in self.runs]})
+
+
+def _positive(**values: Any) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
+    if input_dim is not None:
+        return input_dim
+    return MNIST_INPUT_DIM if data_module.inputs.resolve(inputs)[0].name == "mnist_images" else default
+
+
+def _hidden_layers(initializer: str, depth: int, width: int, activation: str, bias_initializer: str) -> tuple[DenseLayer, ...]:
+    return tuple(DenseLayer(units=width, activation=activation, kernel_initializer=initializer,
+                            bias_initializer=bias_initializer) for _ in range(depth))
+
+
+def _histogram(values: Sequence[Any], low: Any, high: Any, bins: int) -> tuple[Any, Any]:
+    high = jnp.where(high > low, high, low + 1.0)
+    edges = jnp.linspace(low, high, bins + 1)
+    counts = [jnp.histogram(jnp.clip(v, low, high), bins=edges)[0] for v in values]
+    return edges, jnp.stack(counts)
+
+
+def propagate(
+    initializers: Sequence[str] | str,
+    *,
+    depth: int = 10,
+    width: int = 512,
+    activation: str = "tanh",
+    inputs: str = "mnist",
+    input_dim: int | None = None,
+    batch: int = 1000,
+    seed: int = 0,
+    bias_initializer: str = "zeros",
+    bins: int = 50,
+    loss: str = "mean_squared_error",
+    readout_units: int = 10,
+    readout_initializer: str = "glorot_uniform",
+    activation_range: tuple[float, float] | None = None,
+    gradient_range: tuple[float, float] | None = None,
+) -> PropagationResult:
+    """Forward and backward statistics of a deep MLP at initialization, one run per initializer.
+
+    Args:
+        initializers: kernel initializer spec(s) of the hidden layers.
+        inputs: input source spec (``mnist``, ``uniform``, ``normal(std=2.0)``...); its size is
+            784 for MNIST, else ``input_dim`` (default ``width``).
+        loss: ``mean_squared_error`` (linear readout) or ``categorical_crossentropy`` (softmax).
+        activation_range, gradient_range: fixed histogram bins for every initializer; by default
+            the activation's output range (bounded ones) or each run's ``[min, max]`` over layers,
+            and ``+-max|dL/dz|`` for the gradients.
+
+    The seed draws the inputs and targets (numpy) and one network key (JAX), the same for every
+    initializer, so that runs differ only by their initializer. One ``jit`` per initializer.
+    """
+    specs = [initializers] if isinstance(initializers, str) else list(initializers)
+    _positive(depth=depth, width=width, batch=batch, bins=bins, readout_units=readout_units)
+    if not specs:
+        raise InitlabError("give at least one initializer")
+    act = activations.build(activation)
+    loss_spec = losses.losses.canonical(loss)
+    loss_fn = losses.build(loss)
+    readout_activation = "softmax" if loss_spec == "categorical_crossentropy" else "linear"
+    readout = DenseLayer(units=readout_units, activation=readout_activation, kernel_initializer=readout_initializer)
+    n0 = _input_dim(inputs, input_dim, width)
+    _positive(input_dim=n0)
+    networks = {}
+    for spec in specs:
+        kernel_init = initializers_module.build(spec)
+        if kernel_init.data_dependent:
+            raise InitlabError(f"{kernel_init.spec} needs training data: propagate measures plain initializers only")
+        if kernel_init.spec in networks:
+            raise InitlabError(f"initializer {kernel_init.spec} given twice")
+        layers = _hidden_layers(spec, depth, width, activation, bias_initializer)
+        networks[kernel_init.spec] = (kernel_init, MLP(input_dim=n0, layers=layers + (readout,)))
+
+    rng = np.random.default_rng(seed)
+    x = data_module.inputs.build(inputs)(rng, batch, n0)
+    targets = np.eye(readout_units, dtype=np.float32)[rng.integers(0, readout_units, batch)]
+    key = jax.random.key(seed)
+    thresholds = act.saturation_thresholds()
+
+    def measure(mlp: MLP, key: Any, x: Any, targets: Any) -> dict[str, Any]:
+        def total_loss(params, perturbations):
+            h, zs, hs = x, [], []
+            for index, (p, fn) in enumerate(zip(params, mlp.activation_functions)):
+                z = dense(h, p["kernel"], p["bias"])
+                if index < depth:  # dL/dz is the gradient with respect to a zero added to z
+                    z = z + perturbations[index]
+                    zs.append(z)
+                h = fn(z)
+                hs.append(h)
+            return jnp.sum(loss_fn(targets, h)), (zs, hs[:depth])
+
+        params = mlp.init(key)
+        perturbations = [jnp.zeros((batch, width)) for _ in range(depth)]
+        (weight_grads, deltas), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(params, perturbations)
+        stats = {
+            "preactivation_variance": jnp.stack([jnp.var(z) for z in zs]),
+            "activation_mean": jnp.stack([jnp.mean(h) for h in hs]),
+            "activation_std": jnp.stack([jnp.std(h) for h in hs]),
+            "gradient_variance": jnp.stack([jnp.var(d) for d in deltas]),
+            "weight_gradient_variance": jnp.stack([jnp.var(g["kernel"] / batch) for g in weight_grads[:depth]]),
+        }
+        if thresholds is not None:
+            stats["saturation_fraction"] = jnp.stack([jnp.mean((h < thresholds[0]) | (h > thresholds[1])) for h in hs])
+        if activation_range is not None:
+            low, high = activation_range
+        elif act.bounded:
+            low, high = act.output_range
+        else:
+            low, high = jnp.min(jnp.stack([h.min() for h in hs])), jnp.max(jnp.stack([h.max() for h in hs]))
+        stats["activation_edges"], stats["activation_counts"] = _histogram(hs, low, high, bins)
+        bound = jnp.max(jnp.stack([jnp.abs(d).max() for d in deltas]))
+        low, high = gradient_range if gradient_range is not None else (-bound, bound)
+        stats["gradient_edges"], stats["gradient_counts"] = _histogram(deltas, low, high, bins)
+        return stats
+
+    runs = []
+    for spec, (kernel_init, mlp) in networks.items():
+        measured = jax.jit(functools.partial(measure, mlp))(key, jnp.asarray(x), jnp.asarray(targets))
+        stats = {k: np.asarray(v) for k, v in measured.items()}
+        bias_law = initializers_module.build(bias_initializer).law((width,))
+        runs.append(PropagationRun(
+            initializer=spec,
+            sigma_w2=[kernel_init.law(shape).variance * shape[0] for shape in mlp.shapes[:depth]],
+            sigma_b2=bias_law.variance,
+            saturation_fraction=stats["saturation_fraction"].tolist() if thresholds is not None else None,
+            activation_histogram={"edges": stats["activation_edges"].tolist(), "counts": stats["activation_counts"].tolist()},
+            gradient_histogram={"edges": stats["gradient_edges"].tolist(), "counts": stats["gradient_counts"].tolist()},
+            **{k: stats[k].tolist() for k in LAYER_STATISTICS if k != "saturation_fraction"},
+        ))
+    x64 = x.astype(np.float64)
+    return PropagationResult(
+        initializers=list(networks), activation=act.spec, depth=depth, width=width, input_dim=n0,
+        inputs=data_module.inputs.canonical(inputs), batch=batch, seed=seed,
+        bias_initializer=initializers_module.build(bias_initializer).spec, loss=loss_spec,
+        readout=f"Dense({readout_units}, {readout_activation}, {initializers_module.build(readout_initializer).spec})",
+        bins=bins, q0=float(np.mean(x64**2)), input_mean=float(x64.mean()), input_variance=float(x64.var()), runs=runs,
+    )
+
+
+@dataclass
+class IsometryResult:
+    """Singular values of the input-output Jacobian of the hidden stack, ``(samples, min(width, input_dim))``."""
+
+    initializer: str
+    activation: str
+    depth: int
+    width: int
+    input_dim: int
+    inputs: str
+    seed: int
+    samples: int
+    singular_values: np.ndarray = field(repr=False)
+
+    @property
+    def spread(self) -> float:
+        """Largest minus smallest singular value: 0 for perfect dynamical isometry."""
+        return float(self.singular_values.max() - self.singular_values.min())
+
+    @property
+    def mean_squared(self) -> float:
+        """Mean squared singular value, ``tr(J J^T) / n``: the mean-field ``chi^depth``."""
+        return float(np.mean(self.singular_values.astype(np.float64) ** 2))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items()}
+        return _jsonable({**out, "spread": self.spread, "mean_squared": self.mean_squared,
+                          "max": float(self.singular_values.max()), "min": float(self.singular_values.min())})
+
+
+def jacobian_singular_values(
+    initializer: str,
+    *,
+    depth: int = 10,
+    width: int = 256,
+    activation: str = "linear",
+    inputs: str = "normal",
+    input_dim: int | None = None,
+    bias_initializer: str = "zeros",
+    seed: int = 0,
+    samples: int = 1,
+) -> IsometryResult:
+    """Singular values of ``d h^depth / d x`` at ``samples`` (fresh network, input vector) pairs.
+
+    ``input_dim`` defaults to ``width`` (784 for MNIST), so every factor of the chain is square.
+    A linear stack of orthogonal kernels is an isometry (all values ``gain^depth``); Gaussian
+    kernels of variance ``1/n`` spread them over orders of magnitude (Saxe et al. 2014).
+    """
+    _positive(depth=depth, width=width, samples=samples)
+    n0 = _input_dim(inputs, input_dim, width)
+    _positive(input_dim=n0)
+    mlp = MLP(input_dim=n0, layers=_hidden_layers(initializer, depth, width, activation, bias_initializer))
+    x = data_module.inputs.build(inputs)(np.random.default_rng(seed), samples, n0)
+
+    @jax.jit
+    def singular_values(keys, x):
+        def one(key, vector):
+            params = mlp.init(key)
+            jacobian = jax.jacfwd(lambda v: mlp.apply(params, v))(vector)
+            return jnp.linalg.svd(jacobian, compute_uv=False)
+
+        return jax.vmap(one)(keys, x)
+
+    values = np.asarray(singular_values(jax.random.split(jax.random.key(seed), samples), jnp.asarray(x)))
+    return IsometryResult(
+        initializer=initializers_module.build(initializer).spec, activation=activations.build(activation).spec, depth=depth,
+        width=width, input_dim=n0, inputs=data_module.inputs.canonical(inputs), seed=seed, samples=samples,
+        singular_values=values,
+    )
+
+
+def _layers_from(curve: Sequence[float], depth: int) -> np.ndarray:
+    """x positions of a per-layer curve: from layer 0 (the input) if it has ``depth + 1`` values."""
+    return np.arange(len(curve)) + (0 if len(curve) == depth + 1 else 1)
+
+
+@dataclass
+class PropagationDisplay:
+    """Variance against depth, forward and backward, one line per initializer, log scale.
+
+    Theory curves (``{label: values}`` or one array) are dashed; a label that is also an
+    initializer takes its colour. A curve of ``depth + 1`` values starts at layer 0 (the input).
+    """
+
+    forward: Mapping[str, Sequence[float]]
+    backward: Mapping[str, Sequence[float]]
+    theory_forward: Mapping[str, Sequence[float]] | Sequence[float] | None = None
+    theory_backward: Mapping[str, Sequence[float]] | Sequence[float] | None = None
+    forward_label: str = "pre-activation variance"
+    backward_label: str = "variance of dL/dz"
+    title: str = ""
+
+    @classmethod
+    def from_result(cls, result: PropagationResult, *, backward: str = "gradient_variance", **theory: Any) -> PropagationDisplay:
+        labels = {"gradient_variance": "variance of dL/dz", "weight_gradient_variance": "variance of dL/dW"}
+        return cls(
+            forward={run.initializer: run.preactivation_variance for run in result.runs},
+            backward={run.initializer: getattr(run, backward) for run in result.runs},
+            backward_label=labels.get(backward, backward),
+            title=f"{result.activation}, depth {result.depth}, width {result.width}, {result.inputs} inputs",
+            **theory,
+        )
+
+    def plot(self, axes: Any = None) -> PropagationDisplay:
+        import matplotlib.pyplot as plt
+
+        if axes is None:
+            _, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+        self.figure_, self.axes_ = axes[0].figure, axes
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        color_of = {label: colors[i % len(colors)] for i, label in enumerate(self.forward)}
+        depth = max(len(v) for v in self.forward.values())
+        for ax, measured, theory, ylabel in ((axes[0], self.forward, self.theory_forward, self.forward_label),
+                                             (axes[1], self.backward, self.theory_backward, self.backward_label)):
+            for label, values in measured.items():
+                ax.plot(_layers_from(values, depth), values, "o-", ms=3, color=color_of[label], label=label)
+            if theory is not None:
+                curves = theory if isinstance(theory, Mapping) else {"theory": theory}
+                for label, values in curves.items():
+                    ax.plot(_layers_from(values, depth), values, "--", color=color_of.get(label, "0.3"),
+                            label=f"{label} (theory)")
+            ax.set_yscale("log")
+            ax.set_xlabel("layer")
+            ax.set_ylabel(ylabel)
+            ax.spines[["top", "right"]].set_visible(False)
+        axes[1].legend(fontsize=7, frameon=False)
+        if self.title:
+            self.figure_.suptitle(self.title, fontsize=10)
+        return self
+
+
+@dataclass
+class LayerHistogramsDisplay:
+    """One panel per initializer, the layers' histograms overlaid (Glorot & Bengio, figs. 6-7)."""
+
+    histograms: Mapping[str, Mapping[str, Sequence]]
+    xlabel: str = "activation value"
+
+    @classmethod
+    def from_result(cls, result: PropagationResult, kind: str = "activation") -> LayerHistogramsDisplay:
+        if kind not in ("activation", "gradient"):
+            raise InitlabError(f"histogram kind must be 'activation' or 'gradient', got {kind!r}")
+        return cls({run.initializer: getattr(run, f"{kind}_histogram") for run in result.runs},
+                   "activation value" if kind == "activation" else "back-propagated gradient dL/dz")
+
+    def plot(self, axes: Any = None) -> LayerHistogramsDisplay:
+        import matplotlib.pyplot as plt
+
+        panels = len(self.histograms)
+        if axes is None:
+            columns = min(panels, 3)
+            rows = math.ceil(panels / columns)
+            _, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), layout="constrained", squeeze=False)
+        axes = np.ravel(axes)
+        self.figure_, self.axes_ = axes[0].figure, axes
+        for ax, (label, histogram) in zip(axes, self.histograms.items()):
+            edges, counts = np.asarray(histogram["edges"]), np.asarray(histogram["counts"], float)
+            for layer, row in enumerate(counts):
+                ax.stairs(row / max(row.sum(), 1), edges, color=plt.cm.viridis(layer / max(len(counts) - 1, 1)),
+                          label=f"layer {layer + 1}")
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel(self.xlabel)
+            ax.set_ylabel("fraction")
+            ax.spines[["top", "right"]].set_visible(False)
+        for ax in axes[panels:]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize=6, frameon=False)
+        return self
+
+
+@dataclass
+class IsometryDisplay:
+    """Histograms of Jacobian singular values, one per initializer, on log-spaced shared bins."""
+
+    singular_values: Mapping[str, Sequence[float]]
+    bins: int = 50
+
+    @classmethod
+    def from_results(cls, *results: IsometryResult, bins: int = 50) -> IsometryDisplay:
+        return cls({r.initializer: np.ravel(r.singular_values).tolist() for r in results}, bins)
+
+    def plot(self, ax: Any = None) -> IsometryDisplay:
+        self.figure_, self.ax_ = _, ax = _axes(ax)
+        values = np.concatenate([np.asarray(v, float) for v in self.singular_values.values()])
+        low, high = max(values.min(), 1e-12), values.max()
+        low, high = min(low, 0.5), max(high, 2.0)  # so that an isometry's spike at 1 stays visible
+        edges = np.geomspace(low, high, self.bins + 1)
+        for label, sv in self.singular_values.items():
+            ax.hist(sv, bins=edges, histtype="step", linewidth=1.5, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("singular value of the input-output Jacobian")
+        ax.set_ylabel("count")
+        ax.legend(fontsize=8, frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+        return self

@@ -1,0 +1,277 @@
+"""Tests of initlab.probes: per-layer statistics against NumPy and independent gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from initlab import losses
+from initlab.data import Dataset
+from initlab.errors import InitlabError
+from initlab.models import MLP, DenseLayer
+from initlab.probes import HISTOGRAMS, STATISTICS, ProbeConfig, histogram_rows, make_probe, probe_batch, tidy_rows
+
+BATCH = 400
+
+
+def numpy_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+# Activation and its derivative in terms of (z, a), float64.
+NUMPY_ACTIVATIONS = {
+    "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda z, a: a * (1.0 - a)),
+    "tanh": (np.tanh, lambda z, a: 1.0 - a**2),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(np.float64)),
+    "linear": (lambda z: z, lambda z, a: np.ones_like(z)),
+    "softmax": (numpy_softmax, None),
+}
+
+
+def small_mlp() -> MLP:
+    return MLP(
+        input_dim=12,
+        layers=(
+            DenseLayer(units=16, activation="sigmoid", kernel_initializer="random_normal(stddev=1.0)",
+                       bias_initializer="random_normal(stddev=0.5)"),
+            DenseLayer(units=11, activation="tanh", kernel_initializer="random_normal(stddev=0.6)",
+                       bias_initializer="random_normal(stddev=0.5)"),
+            DenseLayer(units=9, activation="relu", bias_initializer="random_normal(stddev=0.5)"),
+            DenseLayer(units=8, activation="linear"),
+            DenseLayer(units=4, activation="softmax"),
+        ),
+    )
+
+
+def batch(key, input_dim: int, classes: int, size: int = BATCH):
+    import jax
+
+    x_key, y_key = jax.random.split(key)
+    x = jax.random.normal(x_key, (size, input_dim))
+    y = jax.nn.one_hot(jax.random.randint(y_key, (size,), 0, classes), classes)
+    return x, y
+
+
+def single_layer(activation: str, kernel: str, bias: str = "zeros") -> MLP:
+    return MLP(input_dim=20, layers=(DenseLayer(units=30, activation=activation, kernel_initializer=kernel,
+                                                bias_initializer=bias),))
+
+
+def test_statistics_match_numpy(getkey):
+    mlp = small_mlp()
+    params = mlp.init(getkey())
+    x, y = batch(getkey(), 12, 4)
+    stats = make_probe(mlp, losses.build("cce"))(params, x, y)
+    a = np.asarray(x, np.float64)
+    for index, (layer, layer_params) in enumerate(zip(mlp.layers, params)):
+        z = a @ np.asarray(layer_params["kernel"], np.float64) + np.asarray(layer_params["bias"], np.float64)
+        fn, derivative = NUMPY_ACTIVATIONS[layer.activation]
+        a = fn(z)
+        got = {name: float(stats[name][index]) for name in STATISTICS}
+        np.testing.assert_allclose(
+            [got["preactivation_mean"], got["preactivation_std"], got["activation_mean"], got["activation_std"]],
+            [z.mean(), z.std(), a.mean(), a.std()], rtol=1e-4, atol=1e-6,
+        )
+        tolerance = 2.0 / a.size  # a value on a threshold may fall either way in float32
+        if layer.activation == "sigmoid":
+            low, high = (a < 0.1).mean(), (a > 0.9).mean()
+        elif layer.activation == "tanh":
+            low, high = (a < -0.9).mean(), (a > 0.9).mean()
+        else:  # unbounded, and softmax's probabilities: not applicable
+            low = high = math.nan
+        assert got["saturation_low_fraction"] == pytest.approx(low, abs=tolerance, nan_ok=True)
+        assert got["saturation_high_fraction"] == pytest.approx(high, abs=tolerance, nan_ok=True)
+        assert got["saturation_fraction"] == pytest.approx(low + high, abs=2 * tolerance, nan_ok=True)
+        expected_derivative = math.nan if derivative is None else derivative(z, a).mean()
+        assert got["activation_derivative_mean"] == pytest.approx(expected_derivative, rel=1e-4, nan_ok=True)
+        expected_dead = (a == 0).all(axis=0).mean() if layer.activation == "relu" else math.nan
+        assert got["dead_fraction"] == pytest.approx(expected_dead, abs=1e-6, nan_ok=True)
+        assert got["zero_fraction"] == pytest.approx((a == 0).mean(), abs=tolerance)
+    # The relu layer has biases and random weights: some zeros, so the test above could fail.
+    assert 0.1 < float(stats["zero_fraction"][2]) < 0.9
+
+
+def test_weight_gradients_match_jax_grad_of_the_mean_loss(getkey):
+    import jax
+    import jax.numpy as jnp
+
+    mlp = small_mlp()
+    params = mlp.init(getkey())
+    x, y = batch(getkey(), 12, 4)
+    loss = losses.build("cce")
+    grads = jax.grad(lambda p: jnp.mean(loss(y, mlp.apply(p, x))))(params)
+    stats = make_probe(mlp, loss)(params, x, y)
+    kernels = [np.asarray(g["kernel"], np.float64) for g in grads]
+    np.testing.assert_allclose(stats["weight_grad_variance"], [k.var() for k in kernels], rtol=1e-4)
+    np.testing.assert_allclose(stats["weight_grad_norm"], [np.linalg.norm(k) for k in kernels], rtol=1e-4)
+
+
+@pytest.mark.parametrize("loss_name", ["cce", "mse"])
+def test_backprop_variance_equals_variance_of_grad_wrt_preactivation(getkey, loss_name):
+    import jax
+    import jax.numpy as jnp
+
+    mlp = small_mlp()
+    params = mlp.init(getkey())
+    x, y = batch(getkey(), 12, 4)
+    loss = losses.build(loss_name)
+    stats = make_probe(mlp, loss)(params, x, y)
+    _, outputs = mlp.apply_with_intermediates(params, x)
+    for index, (layer, fn) in enumerate(zip(mlp.layers, mlp.activation_functions)):
+        # The loss as a function of this layer's pre-activation: the rest of the net as its own MLP.
+        rest = mlp.layers[index + 1 :]
+        head = MLP(input_dim=layer.units, layers=rest).apply if rest else (lambda _, a: a)
+        grad = jax.grad(lambda z: jnp.mean(loss(y, head(params[index + 1 :], fn(z)))))(outputs[index].preactivation)
+        assert float(stats["backprop_variance"][index]) == pytest.approx(float(np.var(np.asarray(grad))), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel, expected",
+    [("random_normal(stddev=100.0)", 1.0), ("random_normal(stddev=1e-4)", 0.0)],
+    ids=["huge-weights-saturate", "tiny-weights-stay-linear"],
+)
+def test_sigmoid_saturation(getkey, kernel, expected):
+    mlp = single_layer("sigmoid", kernel)
+    x, y = batch(getkey(), 20, 30)
+    stats = make_probe(mlp, losses.build("mse"))(mlp.init(getkey()), x, y)
+    # |z| ~ 100 * sqrt(20): all but a sliver beyond +-2.2 where sigmoid leaves [0.1, 0.9].
+    assert float(stats["saturation_fraction"][0]) == pytest.approx(expected, abs=0.05)
+    if expected:  # symmetric weights: as many units stuck at 0 as at 1
+        assert float(stats["saturation_low_fraction"][0]) == pytest.approx(0.5, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "bias, expected_dead", [("constant(value=-100.0)", 1.0), ("zeros", 0.0)], ids=["negative-bias", "zero-bias"]
+)
+def test_dead_relu_units(getkey, bias, expected_dead):
+    mlp = single_layer("relu", "glorot_uniform", bias)
+    x, y = batch(getkey(), 20, 30)
+    stats = make_probe(mlp, losses.build("mse"))(mlp.init(getkey()), x, y)
+    # Zero bias, symmetric inputs: a unit is negative on all 400 samples with probability 2^-400.
+    assert float(stats["dead_fraction"][0]) == expected_dead
+    assert float(stats["zero_fraction"][0]) == pytest.approx(1.0 if expected_dead else 0.5, abs=0.1)
+
+
+def test_histograms_count_every_value_on_fixed_bins(getkey):
+    mlp = MLP(input_dim=12, layers=(DenseLayer(units=16, activation="relu", kernel_initializer="random_normal(stddev=5.0)"),
+                                    DenseLayer(units=5, activation="tanh"), DenseLayer(units=4, activation="softmax")))
+    params = mlp.init(getkey())
+    x, y = batch(getkey(), 12, 4)
+    stats = make_probe(mlp, losses.build("cce"), ProbeConfig(bins=20))(params, x, y)
+    _, outputs = mlp.apply_with_intermediates(params, x)
+    assert float(np.abs(np.asarray(outputs[0].preactivation)).max()) > 10  # some fall outside [-10, 10]
+    for index, layer in enumerate(mlp.layers):
+        for kind, values in (("preactivation", outputs[index].preactivation), ("activation", outputs[index].activation)):
+            counts, edges = np.asarray(stats[f"{kind}_hist"][index]), np.asarray(stats[f"{kind}_hist_edges"][index])
+            assert counts.shape == (20,) and edges.shape == (21,)
+            assert counts.sum() == BATCH * layer.units
+            expected, _ = np.histogram(np.clip(np.asarray(values), edges[0], edges[-1]), edges)
+            np.testing.assert_array_equal(counts, expected)
+        assert int(stats["backprop_hist"][index].sum()) == BATCH * layer.units
+
+
+def test_histogram_edges_follow_the_activation_and_a_symmetric_log_scale(getkey):
+    mlp = MLP(input_dim=3, layers=tuple(DenseLayer(units=2, activation=a) for a in ("sigmoid", "tanh", "relu", "linear")))
+    x, y = batch(getkey(), 3, 2)
+    stats = make_probe(mlp, losses.build("mse"))(mlp.init(getkey()), x, y)
+    edges = np.asarray(stats["activation_hist_edges"])
+    np.testing.assert_allclose(edges[:, [0, -1]], [[0, 1], [-1, 1], [0, 5], [-5, 5]])
+    np.testing.assert_allclose(stats["preactivation_hist_edges"][:, [0, -1]], [[-10, 10]] * 4)
+    backprop = np.asarray(stats["backprop_hist_edges"][0])
+    assert backprop.shape == (51,) and backprop[25] == 0 and np.all(np.diff(backprop) > 0)
+    np.testing.assert_allclose(backprop, -backprop[::-1], rtol=1e-6)
+    np.testing.assert_allclose(backprop[-1], 1.0, rtol=1e-5)
+    # Log scale: each bin above the threshold spans the same number of decades.
+    ratios = backprop[40:50] / backprop[39:49]
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-3)
+
+
+def test_update_ratio(getkey):
+    import jax
+
+    mlp = small_mlp()
+    previous = mlp.init(getkey())
+    params = jax.tree.map(lambda w: 1.1 * w, previous)
+    x, y = batch(getkey(), 12, 4)
+    probe = make_probe(mlp, losses.build("cce"))
+    np.testing.assert_allclose(probe(params, x, y, previous)["update_ratio"], [0.1] * 5, rtol=1e-4)
+    assert np.all(np.isnan(probe(params, x, y)["update_ratio"]))
+
+
+def test_jit_and_vmap_over_three_models_match_one_by_one(getkey):
+    import jax
+
+    mlp = small_mlp()
+    probe = make_probe(mlp, losses.build("cce"))
+    models = [mlp.init(getkey()) for _ in range(3)]
+    previous = [mlp.init(getkey()) for _ in range(3)]
+    stacked, stacked_previous = (jax.tree.map(lambda *leaves: np.stack(leaves), *p) for p in (models, previous))
+    x, y = batch(getkey(), 12, 4)
+    batched = jax.jit(jax.vmap(probe, in_axes=(0, None, None, 0)))(stacked, x, y, stacked_previous)
+    jitted = jax.jit(probe)
+    assert batched["backprop_variance"].shape == (3, 5) and batched["activation_hist"].shape == (3, 5, 50)
+    for m in range(3):
+        eager, compiled = probe(models[m], x, y, previous[m]), jitted(models[m], x, y, previous[m])
+        for name in (*STATISTICS, *(f"{kind}_hist" for kind in HISTOGRAMS)):
+            np.testing.assert_allclose(batched[name][m], eager[name], rtol=1e-5, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(compiled[name], eager[name], rtol=1e-5, atol=1e-12, err_msg=name)
+
+
+def test_tidy_and_histogram_rows(getkey):
+    mlp = small_mlp()
+    x, y = batch(getkey(), 12, 4)
+    stats = make_probe(mlp, losses.build("cce"), ProbeConfig(bins=10))(mlp.init(getkey()), x, y)
+    rows = tidy_rows(stats, 3)
+    assert len(rows) == len(STATISTICS) * 5
+    assert {row[1] for row in rows} == {"1", "2", "3", "4", "5"} and {row[2] for row in rows} == set(STATISTICS)
+    assert (3, "2", "activation_std", float(stats["activation_std"][1])) in rows
+    hist_rows = histogram_rows(stats, 3)
+    assert len(hist_rows) == 3 * 5
+    epoch, layer, kind, edges, counts = hist_rows[0]
+    assert (epoch, layer, kind) == (3, "1", "activation") and len(edges) == 11 and sum(counts) == BATCH * 16
+    with pytest.raises(InitlabError, match="one model"):
+        tidy_rows({name: np.zeros((3, 5)) for name in STATISTICS}, 0)
+
+
+def test_probe_batch_takes_the_first_test_samples_as_float32():
+    x_test = np.arange(2000 * 4, dtype=np.uint8).reshape(2000, 4)
+    y_test = np.eye(3, dtype=np.float32)[np.arange(2000) % 3]
+    dataset = Dataset("toy", x_test, y_test, x_test, y_test, scale=255.0)
+    x, y = probe_batch(dataset)
+    assert x.shape == (1000, 4) and x.dtype == np.float32 and y.shape == (1000, 3)
+    np.testing.assert_allclose(x, x_test[:1000] / np.float32(255.0))
+    assert probe_batch(dataset, size=10)[0].shape == (10, 4)
+    with pytest.raises(InitlabError):
+        probe_batch(dataset, size=0)
+
+
+@pytest.mark.parametrize("kwargs", [{"eps": 0.0}, {"eps": 0.5}, {"bins": 1}, {"preactivation_range": (1.0, -1.0)},
+                                    {"backprop_threshold": 0.0}])
+def test_probe_config_rejects_bad_values(kwargs):
+    with pytest.raises(InitlabError):
+        ProbeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("init", ["standard", "glorot_uniform"])
+def test_glorot_bengio_backprop_variance_across_layers(getkey, init):
+    """Glorot & Bengio (2010), fig. 7: back-propagated gradients vanish toward the input with
+    the "standard" U[-1/sqrt(n), 1/sqrt(n)], and keep their variance with normalised init.
+
+    With weight variance 1/(3n), each layer down multiplies Var[dL/dz] by about
+    n * Var[W] * E[tanh'^2] ~ 1/3, so layer 1 has ~3^-4 ~ 1/80 of layer 5's variance; Glorot's
+    variance 2/(n_in + n_out) = 1/n keeps the factor near E[tanh'^2] ~ 0.8, within 2 overall.
+    """
+    width, depth = 256, 5
+    kernel = f"random_uniform(minval={-1 / math.sqrt(width)!r}, maxval={1 / math.sqrt(width)!r})" if init == "standard" else init
+    hidden = tuple(DenseLayer(units=width, activation="tanh", kernel_initializer=kernel) for _ in range(depth))
+    mlp = MLP(input_dim=width, layers=(*hidden, DenseLayer(units=10, activation="softmax", kernel_initializer=kernel)))
+    x, y = batch(getkey(), width, 10, size=1000)
+    variance = np.asarray(make_probe(mlp, losses.build("cce"))(mlp.init(getkey()), x, y)["backprop_variance"][:depth])
+    if init == "standard":
+        assert np.all(np.diff(variance) > 0), variance  # shrinks at every step toward the input
+        assert variance[0] < variance[-1] / 20, variance
+    else:
+        assert variance.max() / variance.min() < 2, variance

@@ -414,7 +414,7 @@ USER_ERRORS = [
                  id="unknown-input-source"),
     pytest.param(["train", "--optimizer", "adamm"], ["unknown optimizer", "did you mean 'adam'"],
                  id="unknown-optimizer"),
-    pytest.param(["train", "--dataset", "cifar10"], ["unknown dataset 'cifar10'", "mnist"], id="unknown-dataset"),
+    pytest.param(["train", "--dataset", "cifar100"], ["unknown dataset 'cifar100'", "mnist"], id="unknown-dataset"),
     pytest.param(["train", "--loss", "mean_squared_eror"], ["unknown loss", "did you mean 'mean_squared_error'"],
                  id="unknown-loss"),
     pytest.param(["saturation", "--units", "0"], ["units must be a positive integer"], id="zero-units"),

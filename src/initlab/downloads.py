@@ -225,7 +225,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype, ("posix", "getcwd"): os.getcwd,
+        ("numpy", "dtype"): np.dtype,
     }
 
     def find_class(self, module: str, name: str) -> Any:

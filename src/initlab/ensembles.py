@@ -27,6 +27,7 @@ from initlab import losses, optimizers
 from initlab._lazy import jax, jnp
 from initlab.config import TrainConfig
 from initlab.errors import InitlabError
+from initlab.lsuv import init_for_training
 from initlab.training import HISTORY_KEYS, TrainResult, epoch_order, init_key, make_epoch
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -207,7 +208,10 @@ def train_ensemble(
     mlp = first.model(dataset.input_dim, dataset.classes)
     grid = layout(configs, len(jax.devices()))
     inits = {
-        i: configs[i].model(dataset.input_dim, dataset.classes).init(init_key(configs[i].seed)) for i in set(grid.flat)
+        i: init_for_training(
+            configs[i].model(dataset.input_dim, dataset.classes), init_key(configs[i].seed), dataset, configs[i].seed
+        )[0]
+        for i in set(grid.flat)
     }
     params = _stack([_stack([inits[i] for i in row]) for row in grid.slots])
     # Each model's own optimizer state carries its learning rate; the update rule is shared.

@@ -279,3 +279,7 @@ def build(spec: str) -> Initializer:
     Its ``spec`` attribute is the canonical text: registered name, non-default arguments only.
     """
     return dataclasses.replace(initializers.build(spec), spec=initializers.canonical(spec))
+
+
+# Registers "lsuv" (its module imports this one, hence the import at the bottom).
+from initlab import lsuv as _lsuv  # noqa: E402,F401

@@ -72,19 +72,19 @@ def lsuv(tol: float = 0.1, max_iter: int = 10, center: bool = False, batch_size:
     return LSUVInitializer(spec, pre_init.sample, pre_init.law, True, **arguments)
 
 
-def _settings(spec: str) -> LSUVInitializer | None:
-    """The LSUV settings of a kernel initializer spec, ``None`` for a data-free initializer."""
-    built = build(spec)
-    if not built.data_dependent:
+def _settings(init: Initializer) -> LSUVInitializer | None:
+    """The LSUV settings of a built kernel initializer, ``None`` for a data-free one."""
+    if not init.data_dependent:
         return None
-    if not isinstance(built, LSUVInitializer):
-        raise InitlabError(f"initializer {built.spec} needs data that initlab.lsuv does not know how to give")
-    return built
+    if not isinstance(init, LSUVInitializer):
+        raise InitlabError(f"initializer {init.spec} needs data that initlab.lsuv does not know how to give")
+    return init
 
 
 def batch_size(mlp: MLP) -> int | None:
     """How many samples ``mlp``'s initialization needs: the largest LSUV ``batch_size``, ``None`` if none."""
-    sizes = [s.batch_size for s in map(_settings, (layer.kernel_initializer for layer in mlp.layers)) if s]
+    settings = [_settings(build(layer.kernel_initializer)) for layer in mlp.layers]
+    sizes = [s.batch_size for s in settings if s is not None]
     return max(sizes) if sizes else None
 
 
@@ -153,16 +153,15 @@ def initialize(mlp: MLP, key: Any, x_batch: Any) -> tuple[Params, dict[str, Any]
         bias_init = build(layer.bias_initializer)
         if bias_init.data_dependent:
             raise InitlabError(f"layer {number}: {bias_init.spec} initializes kernels, not biases")
-        kernel = build(layer.kernel_initializer)(kernel_key, shape)
-        bias = bias_init(bias_key, (shape[1],))
-        settings = _settings(layer.kernel_initializer)
+        kernel_init = build(layer.kernel_initializer)
+        kernel, bias = kernel_init(kernel_key, shape), bias_init(bias_key, (shape[1],))
+        settings = _settings(kernel_init)
         if settings is not None:
             kernel, bias, variance, iterations, initial = _compiled_normalize()(
                 x, kernel, bias, settings.tol, settings.max_iter, center=settings.center
             )
-            rows.append(
-                {"layer": number, "iterations": int(iterations), "variance": float(variance), "initial_variance": float(initial)}
-            )
+            row = {"layer": number, "iterations": int(iterations), "variance": float(variance)}
+            rows.append({**row, "initial_variance": float(initial)})
         params.append({"kernel": kernel, "bias": bias})
         if number < len(mlp.layers):
             x = activation(x @ kernel + bias)

@@ -86,7 +86,10 @@ class MLP:
             kernel_key, bias_key = jax.random.split(layer_key)
             kernel_init = initializers_module.build(layer.kernel_initializer)
             if kernel_init.data_dependent:
-                raise InitlabError(f"{kernel_init.spec} needs training data: use the trainer, not MLP.init")
+                raise InitlabError(
+                    f"{kernel_init.spec} needs training data: use initlab.lsuv.initialize(mlp, key, x_batch) "
+                    "or the trainer, not MLP.init"
+                )
             params.append(
                 {
                     "kernel": kernel_init(kernel_key, shape),

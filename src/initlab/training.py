@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from initlab import data as data_module
-from initlab import losses, optimizers
+from initlab import losses, lsuv, optimizers
 from initlab._lazy import jax, jnp, lax, optax
 from initlab.config import TrainConfig
 from initlab.models import MLP, Params
@@ -155,7 +155,7 @@ def train(
     mlp = config.model(dataset.input_dim, dataset.classes)
     optimizer = optimizers.build(config.optimizer)
     loss = losses.build(config.loss)
-    params = mlp.init(init_key(config.seed))
+    params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
     opt_state = optimizer.init(params)
     arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
     loaded = time.perf_counter()

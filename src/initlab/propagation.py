@@ -1,25 +1,22 @@
 """Signal propagation through a deep MLP at initialization (Glorot & Bengio 2010, figs. 6-7).
 
-:func:`propagate` builds, for each initializer, ``depth`` hidden Dense layers of ``width`` units
-(kernels from that initializer) topped by a fixed readout of 10 units (``glorot_uniform``,
-linear for MSE, softmax for cross-entropy) scored against random one-hot targets. The readout
-gives the hidden stack a backward signal, as the classifier does in Glorot & Bengio; it is the
-same for every initializer compared, so differences come from the hidden stack only. It reports,
-layer by layer (1 = nearest the input), the forward statistics (pre-activation variance, the
-mean-field ``q^l``; activation mean and std; saturated fraction for bounded activations) and the
-backward ones (variance of the per-example gradient ``dL/dz``, the mean-field ``q~^l``; variance
-of the batch-mean weight gradient ``dL/dW``), with per-layer histograms on shared bins.
-
-:func:`jacobian_singular_values` measures dynamical isometry: the singular values of the
-input-output Jacobian of the hidden stack (Saxe et al. 2014; Pennington et al. 2017).
+:func:`propagate` builds, per initializer, ``depth`` hidden Dense layers of ``width`` units topped
+by a fixed readout of 10 units (``glorot_uniform``; linear for MSE, softmax for cross-entropy)
+scored against random one-hot targets: the readout gives the hidden stack a backward signal, as
+the classifier does in Glorot & Bengio, and is the same for every initializer compared. Layer by
+layer (1 = next to the input) it reports forward statistics (pre-activation variance, the
+mean-field ``q^l``; activation mean, std, saturated fraction) and backward ones (variance of the
+per-example ``dL/dz``, the mean-field ``q~^l``; of the batch-mean ``dL/dW``), with histograms.
+:func:`jacobian_singular_values` measures dynamical isometry (Saxe et al. 2014).
 
 Example:
-    >>> result = propagate(["glorot_uniform", "he_normal"], activation="relu", depth=10)
+    >>> result = propagate(["glorot_uniform", "he_normal"], activation="relu")
     >>> PropagationDisplay.from_result(result).plot()
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -35,9 +32,6 @@ from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
 from initlab.models import MLP, DenseLayer, dense
 from initlab.plots import _axes
-
-MNIST_INPUT_DIM = 784
-
 
 def _jsonable(value: Any) -> Any:
     """Lists and plain floats, non-finite numbers as ``None`` (strict JSON has no NaN)."""
@@ -72,7 +66,7 @@ class PropagationRun:
     gradient_histogram: dict[str, list]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dict(self.__dict__))
+        return _jsonable(dataclasses.asdict(self))
 
 
 LAYER_STATISTICS = ("preactivation_variance", "activation_mean", "activation_std", "saturation_fraction",
@@ -119,8 +113,7 @@ class PropagationResult:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "runs"}
-        return _jsonable({**out, "runs": [run.to_dict() for run in self.runs]})
+        return _jsonable(dataclasses.asdict(self))
 
 
 def _positive(**values: Any) -> None:
@@ -132,7 +125,7 @@ def _positive(**values: Any) -> None:
 def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
     if input_dim is not None:
         return input_dim
-    return MNIST_INPUT_DIM if data_module.inputs.resolve(inputs)[0].name == "mnist_images" else default
+    return 784 if data_module.inputs.resolve(inputs)[0].name == "mnist_images" else default
 
 
 def _hidden_layers(initializer: str, depth: int, width: int, activation: str, bias_initializer: str) -> tuple[DenseLayer, ...]:
@@ -140,11 +133,16 @@ def _hidden_layers(initializer: str, depth: int, width: int, activation: str, bi
                             bias_initializer=bias_initializer) for _ in range(depth))
 
 
-def _histogram(values: Sequence[Any], low: Any, high: Any, bins: int) -> tuple[Any, Any]:
+def _histograms(values: Any, low: Any, high: Any, bins: int) -> dict[str, Any]:
+    """Counts of each layer's values ``(layers, ...)`` on ``bins`` equal bins over ``[low, high]``.
+
+    One ``bincount`` for all layers; values beyond the range land in the end bins.
+    """
     high = jnp.where(high > low, high, low + 1.0)
-    edges = jnp.linspace(low, high, bins + 1)
-    counts = [jnp.histogram(jnp.clip(v, low, high), bins=edges)[0] for v in values]
-    return edges, jnp.stack(counts)
+    index = jnp.clip(jnp.floor((values - low) / (high - low) * bins), 0, bins - 1).astype(jnp.int32)
+    index = index + bins * jnp.arange(values.shape[0]).reshape(-1, *[1] * (values.ndim - 1))
+    counts = jnp.bincount(index.ravel(), length=bins * values.shape[0]).reshape(values.shape[0], bins)
+    return {"edges": jnp.linspace(low, high, bins + 1), "counts": counts}
 
 
 def propagate(
@@ -206,7 +204,7 @@ def propagate(
     key = jax.random.key(seed)
     thresholds = act.saturation_thresholds()
 
-    def measure(mlp: MLP, key: Any, x: Any, targets: Any) -> dict[str, Any]:
+    def measure(mlp: MLP, params: Any, x: Any, targets: Any) -> dict[str, Any]:
         def total_loss(params, perturbations):
             h, zs, hs = x, [], []
             for index, (p, fn) in enumerate(zip(params, mlp.activation_functions)):
@@ -216,45 +214,37 @@ def propagate(
                     zs.append(z)
                 h = fn(z)
                 hs.append(h)
-            return jnp.sum(loss_fn(targets, h)), (zs, hs[:depth])
+            return jnp.sum(loss_fn(targets, h)), (jnp.stack(zs), jnp.stack(hs[:depth]))
 
-        params = mlp.init(key)
-        perturbations = [jnp.zeros((batch, width)) for _ in range(depth)]
-        (weight_grads, deltas), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(params, perturbations)
+        # Per-example dL/dz (gradient of the summed loss); dL/dW of the batch-mean loss, as trained.
+        (weight_grads, deltas), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(
+            params, jnp.zeros((depth, batch, width)))  # every stack is (depth, batch, width)
         stats = {
-            "preactivation_variance": jnp.stack([jnp.var(z) for z in zs]),
-            "activation_mean": jnp.stack([jnp.mean(h) for h in hs]),
-            "activation_std": jnp.stack([jnp.std(h) for h in hs]),
-            "gradient_variance": jnp.stack([jnp.var(d) for d in deltas]),
+            "preactivation_variance": jnp.var(zs, axis=(1, 2)),
+            "activation_mean": jnp.mean(hs, axis=(1, 2)),
+            "activation_std": jnp.std(hs, axis=(1, 2)),
+            "gradient_variance": jnp.var(deltas, axis=(1, 2)),
             "weight_gradient_variance": jnp.stack([jnp.var(g["kernel"] / batch) for g in weight_grads[:depth]]),
         }
         if thresholds is not None:
-            stats["saturation_fraction"] = jnp.stack([jnp.mean((h < thresholds[0]) | (h > thresholds[1])) for h in hs])
-        if activation_range is not None:
-            low, high = activation_range
-        elif act.bounded:
-            low, high = act.output_range
-        else:
-            low, high = jnp.min(jnp.stack([h.min() for h in hs])), jnp.max(jnp.stack([h.max() for h in hs]))
-        stats["activation_edges"], stats["activation_counts"] = _histogram(hs, low, high, bins)
-        bound = jnp.max(jnp.stack([jnp.abs(d).max() for d in deltas]))
-        low, high = gradient_range if gradient_range is not None else (-bound, bound)
-        stats["gradient_edges"], stats["gradient_counts"] = _histogram(deltas, low, high, bins)
+            stats["saturation_fraction"] = jnp.mean((hs < thresholds[0]) | (hs > thresholds[1]), axis=(1, 2))
+        default_range = act.output_range if act.bounded else (hs.min(), hs.max())
+        stats["activation_histogram"] = _histograms(hs, *(activation_range or default_range), bins)
+        bound = jnp.abs(deltas).max()
+        stats["gradient_histogram"] = _histograms(deltas, *(gradient_range or (-bound, bound)), bins)
         return stats
 
     runs = []
     for spec, (kernel_init, mlp) in networks.items():
-        measured = jax.jit(functools.partial(measure, mlp))(key, jnp.asarray(x), jnp.asarray(targets))
-        stats = {k: np.asarray(v) for k, v in measured.items()}
-        bias_law = initializers_module.build(bias_initializer).law((width,))
+        # Initialized outside the jit: XLA compiles random-number kernels slowly, eager ones are cached.
+        measured = jax.jit(functools.partial(measure, mlp))(mlp.init(key), jnp.asarray(x), jnp.asarray(targets))
+        measured = jax.tree_util.tree_map(lambda v: np.asarray(v).tolist(), measured)
         runs.append(PropagationRun(
             initializer=spec,
             sigma_w2=[kernel_init.law(shape).variance * shape[0] for shape in mlp.shapes[:depth]],
-            sigma_b2=bias_law.variance,
-            saturation_fraction=stats["saturation_fraction"].tolist() if thresholds is not None else None,
-            activation_histogram={"edges": stats["activation_edges"].tolist(), "counts": stats["activation_counts"].tolist()},
-            gradient_histogram={"edges": stats["gradient_edges"].tolist(), "counts": stats["gradient_counts"].tolist()},
-            **{k: stats[k].tolist() for k in LAYER_STATISTICS if k != "saturation_fraction"},
+            sigma_b2=initializers_module.build(bias_initializer).law((width,)).variance,
+            saturation_fraction=measured.pop("saturation_fraction", None),
+            **measured,
         ))
     x64 = x.astype(np.float64)
     return PropagationResult(
@@ -291,9 +281,7 @@ class IsometryResult:
         return float(np.mean(self.singular_values.astype(np.float64) ** 2))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items()}
-        return _jsonable({**out, "spread": self.spread, "mean_squared": self.mean_squared,
-                          "max": float(self.singular_values.max()), "min": float(self.singular_values.min())})
+        return _jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared})
 
 
 def jacobian_singular_values(
@@ -320,26 +308,18 @@ def jacobian_singular_values(
     mlp = MLP(input_dim=n0, layers=_hidden_layers(initializer, depth, width, activation, bias_initializer))
     x = data_module.inputs.build(inputs)(np.random.default_rng(seed), samples, n0)
 
-    @jax.jit
-    def singular_values(keys, x):
-        def one(key, vector):
-            params = mlp.init(key)
-            jacobian = jax.jacfwd(lambda v: mlp.apply(params, v))(vector)
-            return jnp.linalg.svd(jacobian, compute_uv=False)
+    def singular_values(params, vector):
+        jacobian = jax.jacfwd(lambda v: mlp.apply(params, v))(vector)
+        return jnp.linalg.svd(jacobian, compute_uv=False)
 
-        return jax.vmap(one)(keys, x)
-
-    values = np.asarray(singular_values(jax.random.split(jax.random.key(seed), samples), jnp.asarray(x)))
+    params = [mlp.init(key) for key in jax.random.split(jax.random.key(seed), samples)]
+    params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
+    values = np.asarray(jax.jit(jax.vmap(singular_values))(params, jnp.asarray(x)))
     return IsometryResult(
         initializer=initializers_module.build(initializer).spec, activation=activations.build(activation).spec, depth=depth,
         width=width, input_dim=n0, inputs=data_module.inputs.canonical(inputs), seed=seed, samples=samples,
         singular_values=values,
     )
-
-
-def _layers_from(curve: Sequence[float], depth: int) -> np.ndarray:
-    """x positions of a per-layer curve: from layer 0 (the input) if it has ``depth + 1`` values."""
-    return np.arange(len(curve)) + (0 if len(curve) == depth + 1 else 1)
 
 
 @dataclass
@@ -378,18 +358,20 @@ class PropagationDisplay:
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         color_of = {label: colors[i % len(colors)] for i, label in enumerate(self.forward)}
         depth = max(len(v) for v in self.forward.values())
+
+        def layers(curve):  # a curve of depth + 1 values starts at the input, layer 0
+            return np.arange(len(curve)) + (len(curve) != depth + 1)
+
         for ax, measured, theory, ylabel in ((axes[0], self.forward, self.theory_forward, self.forward_label),
                                              (axes[1], self.backward, self.theory_backward, self.backward_label)):
             for label, values in measured.items():
-                ax.plot(_layers_from(values, depth), values, "o-", ms=3, color=color_of[label], label=label)
+                ax.plot(layers(values), values, "o-", ms=3, color=color_of[label], label=label)
             if theory is not None:
                 curves = theory if isinstance(theory, Mapping) else {"theory": theory}
                 for label, values in curves.items():
-                    ax.plot(_layers_from(values, depth), values, "--", color=color_of.get(label, "0.3"),
+                    ax.plot(layers(values), values, "--", color=color_of.get(label, "0.3"),
                             label=f"{label} (theory)")
-            ax.set_yscale("log")
-            ax.set_xlabel("layer")
-            ax.set_ylabel(ylabel)
+            ax.set(yscale="log", xlabel="layer", ylabel=ylabel)
             ax.spines[["top", "right"]].set_visible(False)
         axes[1].legend(fontsize=7, frameon=False)
         if self.title:
@@ -416,8 +398,7 @@ class LayerHistogramsDisplay:
 
         panels = len(self.histograms)
         if axes is None:
-            columns = min(panels, 3)
-            rows = math.ceil(panels / columns)
+            columns, rows = min(panels, 3), math.ceil(panels / 3)
             _, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), layout="constrained", squeeze=False)
         axes = np.ravel(axes)
         self.figure_, self.axes_ = axes[0].figure, axes
@@ -426,9 +407,8 @@ class LayerHistogramsDisplay:
             for layer, row in enumerate(counts):
                 ax.stairs(row / max(row.sum(), 1), edges, color=plt.cm.viridis(layer / max(len(counts) - 1, 1)),
                           label=f"layer {layer + 1}")
-            ax.set_title(label, fontsize=9)
-            ax.set_xlabel(self.xlabel)
-            ax.set_ylabel("fraction")
+            ax.set(xlabel=self.xlabel, ylabel="fraction")
+            ax.set_title(label, fontsize=8)
             ax.spines[["top", "right"]].set_visible(False)
         for ax in axes[panels:]:
             ax.set_visible(False)
@@ -448,16 +428,14 @@ class IsometryDisplay:
         return cls({r.initializer: np.ravel(r.singular_values).tolist() for r in results}, bins)
 
     def plot(self, ax: Any = None) -> IsometryDisplay:
-        self.figure_, self.ax_ = _, ax = _axes(ax)
+        self.figure_, self.ax_ = _axes(ax)
         values = np.concatenate([np.asarray(v, float) for v in self.singular_values.values()])
-        low, high = max(values.min(), 1e-12), values.max()
-        low, high = min(low, 0.5), max(high, 2.0)  # so that an isometry's spike at 1 stays visible
-        edges = np.geomspace(low, high, self.bins + 1)
+        # Bins reach at least [0.5, 2], so that an isometry's spike at 1 stays visible.
+        edges = np.geomspace(min(max(values.min(), 1e-12), 0.5), max(values.max(), 2.0), self.bins + 1)
         for label, sv in self.singular_values.items():
-            ax.hist(sv, bins=edges, histtype="step", linewidth=1.5, label=label)
-        ax.set_xscale("log")
-        ax.set_xlabel("singular value of the input-output Jacobian")
-        ax.set_ylabel("count")
+            self.ax_.hist(sv, bins=edges, histtype="step", linewidth=1.5, label=label)
+        ax = self.ax_
+        ax.set(xscale="log", xlabel="singular value of the input-output Jacobian", ylabel="count")
         ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return self

@@ -76,6 +76,11 @@ def _registries(family: str) -> list[Any]:
 @user_errors
 def list_command(
     family: Annotated[str, typer.Argument(help="initializers, activations, optimizers, losses or datasets.")],
+    compare: Annotated[
+        bool, typer.Option("--compare", help="initializers: distribution, bounds and std for one layer, all frameworks.")
+    ] = False,
+    fan_in: Annotated[int, typer.Option("--fan-in", help="With --compare: the layer's inputs.")] = 784,
+    fan_out: Annotated[int, typer.Option("--fan-out", help="With --compare: the layer's outputs.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the registered initializers, activations, optimizers, losses or datasets, with defaults."""
@@ -83,6 +88,11 @@ def list_command(
         from initlab.errors import unknown
 
         raise unknown("list", family, FAMILIES)
+    if compare:
+        if family != "initializers":
+            raise InitlabError("--compare applies to: initlab list initializers")
+        _compare_initializers(fan_in, fan_out, as_json)
+        return
     rows = [
         {
             "name": entry.name,
@@ -104,8 +114,31 @@ def list_command(
         table.add_column("kind", ratio=1)
     table.add_column("description", ratio=3)
     for row in rows:
-        cells = [row["signature"]] + ([row["kind"]] if family == "datasets" else []) + [row["summary"]]
+        cells = [escape(row["signature"])] + ([row["kind"]] if family == "datasets" else []) + [escape(row["summary"])]
         table.add_row(*cells)
+    console.print(table)
+
+
+def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
+    from initlab.initializer_table import compare_table
+
+    if fan_in <= 0 or fan_out <= 0:
+        raise InitlabError(f"--fan-in and --fan-out must be positive, got {fan_in} and {fan_out}")
+    rows = compare_table(fan_in, fan_out)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})", title_justify="left")
+    for column, justify in (("name", "left"), ("framework", "left"), ("distribution", "left"), ("low", "right"),
+                            ("high", "right"), ("std", "right")):
+        table.add_column(column, justify=justify, style="cyan" if column == "name" else None)
+
+    def number(value: Any) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    for row in rows:
+        table.add_row(escape(row["name"]), row["framework"], str(row["distribution"] or ""), number(row["low"]),
+                      number(row["high"]), number(row["std"]))
     console.print(table)
 
 
@@ -487,6 +520,69 @@ def export(
     with Store(store) as opened:
         written = opened.export(destination, format)
     console.print(f"written {written}")
+
+
+@app.command()
+@user_errors
+def propagate(
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initializer spec; repeat to compare.")] = None,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 10,
+    width: Annotated[int, typer.Option(help="Units per hidden layer.")] = 512,
+    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "tanh",
+    inputs: Annotated[str, typer.Option(help="Input source: mnist, uniform, normal.")] = "mnist",
+    batch: Annotated[int, typer.Option(help="Inputs propagated.")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    plot: Annotated[Optional[Path], typer.Option(help="Variance vs depth (with theory) to PNG/SVG/PDF.")] = None,
+    histograms: Annotated[Optional[Path], typer.Option(help="Per-layer histograms (activations) to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A deep MLP at initialization: forward and backward statistics per layer, theory beside them."""
+    from initlab.propagation import predicted_preactivation_variance
+    from initlab.propagation import propagate as run_propagate
+
+    with _progress("propagating", "initializers", as_json) as progress:
+        task = progress.add_task("propagate", total=None)
+        result = run_propagate(
+            init or ["standard_uniform", "glorot_uniform"], depth=depth, width=width,
+            activation=activation, inputs=inputs, batch=batch, seed=seed, bias_initializer=bias_init,
+        )
+        progress.update(task, completed=1, total=1)
+    theory = predicted_preactivation_variance(result)
+    if plot is not None:
+        from initlab.plots import save
+        from initlab.propagation import PropagationDisplay
+
+        save(PropagationDisplay.from_result(result, theory_forward=theory).plot().figure_, plot)
+    if histograms is not None:
+        from initlab.plots import save
+        from initlab.propagation import LayerHistogramsDisplay
+
+        save(LayerHistogramsDisplay.from_result(result).plot().figure_, histograms)
+    if as_json:
+        emit_json(result.to_dict() | {"predicted_preactivation_variance": theory})
+        return
+    table = Table(
+        title=f"{result.activation}, {result.depth} x {result.width}, {result.inputs} inputs (q0 = {result.q0:.4g})",
+        title_justify="left",
+    )
+    table.add_column("initializer", style="cyan")
+    table.add_column("layer", justify="right")
+    table.add_column("Var z (measured)", justify="right")
+    table.add_column("Var z (theory)", justify="right")
+    table.add_column("Var dL/dz", justify="right")
+    table.add_column("saturated", justify="right")
+    for run in result.runs:
+        for layer in range(result.depth):
+            saturated = "" if run.saturation_fraction is None else f"{run.saturation_fraction[layer]:.1%}"
+            table.add_row(
+                escape(run.initializer) if layer == 0 else "", str(layer + 1), f"{run.preactivation_variance[layer]:.4g}",
+                f"{theory[run.initializer][layer]:.4g}", f"{run.gradient_variance[layer]:.4g}", saturated,
+            )
+    console.print(table)
+    for path in (plot, histograms):
+        if path is not None:
+            console.print(f"written {path}")
 
 
 def main() -> None:

@@ -228,6 +228,10 @@ _specialise("he_uniform", 2.0, "fan_in", "uniform", "U(+-sqrt(6/fan_in)) (Keras 
 _specialise("he_normal", 2.0, "fan_in", "truncated_normal", "Truncated normal, variance 2/fan_in (Keras ``HeNormal``).")
 _specialise("lecun_uniform", 1.0, "fan_in", "uniform", "U(+-sqrt(3/fan_in)) (Keras ``LecunUniform``).")
 _specialise("lecun_normal", 1.0, "fan_in", "truncated_normal", "Truncated normal, variance 1/fan_in (Keras ``LecunNormal``).")
+_specialise(
+    "standard_uniform", 1.0 / 3.0, "fan_in", "uniform",
+    "U(+-1/sqrt(fan_in)): Glorot & Bengio's 'standard' heuristic (not in Keras).",
+)
 
 
 @initializers.register("orthogonal", aliases=("orthogonal_initializer",))
@@ -283,3 +287,4 @@ def build(spec: str) -> Initializer:
 
 # Registers "lsuv" (its module imports this one, hence the import at the bottom).
 from initlab import lsuv as _lsuv  # noqa: E402,F401
+from initlab import flax_initializers, torch_initializers  # noqa: E402,F401 (registers the torch.* and flax.* families)

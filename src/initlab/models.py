@@ -21,6 +21,7 @@ from initlab import activations as activations_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax
 from initlab.errors import InitlabError
+from initlab.torch_initializers import bind_fan_in
 
 Params = tuple[dict[str, Any], ...]
 
@@ -93,7 +94,10 @@ class MLP:
             params.append(
                 {
                     "kernel": kernel_init(kernel_key, shape),
-                    "bias": initializers_module.build(layer.bias_initializer)(bias_key, (shape[1],)),
+                    # PyTorch's nn.Linear bias default needs the layer's fan_in, which a bias shape lacks.
+                    "bias": initializers_module.build(bind_fan_in(layer.bias_initializer, shape[0]))(
+                        bias_key, (shape[1],)
+                    ),
                 }
             )
         return tuple(params)

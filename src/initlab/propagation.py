@@ -439,3 +439,20 @@ class IsometryDisplay:
         ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return self
+
+
+def predicted_preactivation_variance(result: PropagationResult) -> dict[str, list[float]]:
+    """Mean-field prediction of each hidden layer's pre-activation variance, per initializer.
+
+    Layer 1 gets ``sigma_w2 * q0 + sigma_b2`` from the measured inputs; each next layer the
+    variance map ``q' = sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2`` (:mod:`initlab.theory`).
+    """
+    from initlab import theory
+
+    predictions = {}
+    for run in result.runs:
+        q = [run.sigma_w2[0] * result.q0 + run.sigma_b2]
+        for sigma_w2 in run.sigma_w2[1:]:
+            q.append(float(theory.variance_map(q[-1], sigma_w2, run.sigma_b2, result.activation)))
+        predictions[run.initializer] = q
+    return predictions

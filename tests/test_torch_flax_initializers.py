@@ -452,7 +452,7 @@ def test_compare_table_has_one_row_per_registered_initializer():
     rows = compare_table(784, 64)
     assert [row["name"] for row in rows] == initializers.names
     assert all(tuple(row) == COLUMNS for row in rows)
-    assert {row["framework"] for row in rows} == {"keras", "torch", "flax"}
+    assert {row["framework"] for row in rows} == {"keras", "torch", "flax", "initlab"}
     json.dumps(rows)  # plain values, ready for a DataFrame or --json
     by_name = {row["name"]: row for row in rows}
     assert by_name["torch.linear_default"]["high"] == pytest.approx(1 / math.sqrt(784), rel=1e-12)

@@ -253,6 +253,8 @@ def train(
     epochs: Annotated[int, typer.Option()] = 20,
     seed: Annotated[int, typer.Option(help="Random seed of a single run.")] = 0,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, e.g. 0-4 or 0,2,5: one run each.")] = None,
+    probe: Annotated[bool, typer.Option("--probe", help="Per-layer statistics at init and after every epoch.")] = False,
+    probe_every: Annotated[int, typer.Option("--probe-every", help="With --probe: every N epochs.")] = 1,
     memory_budget: Annotated[
         Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
     ] = None,
@@ -280,7 +282,7 @@ def train(
         activation=activation, kernel_initializer=(init or ["RandomNormal()"])[0], bias_initializer=bias_init,
         output_activation=output_activation, output_kernel_initializer=output_init,
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
-        batch_size=batch_size, epochs=epochs, seed=seed,
+        batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0,
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
     configs = [
@@ -412,6 +414,13 @@ def _write_training_outputs(results: list[Any], out: Path) -> None:
     from initlab.plots import LearningCurveDisplay, save
 
     out.mkdir(parents=True, exist_ok=True)
+    if any(result.probes for result in results):
+        with (out / "probes.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["run", "initializer", "seed", "epoch", "layer", "statistic", "value"])
+            for number, result in enumerate(results):
+                for row in result.probe_rows():
+                    writer.writerow([number, result.config.kernel_initializer, result.config.seed, *row])
     single = len(results) == 1
     document = results[0].to_dict() if single else {"runs": [r.to_dict() for r in results]}
     (out / "history.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -41,6 +41,9 @@ class TrainConfig:
             1-based, the output layer being ``len(hidden_units) + 1``.
         loss: loss spec. optimizer: optimizer spec, e.g. ``sgd(learning_rate=0.01)``.
         batch_size, epochs: as in ``model.fit``. seed: the only source of randomness.
+        probe_every: per-layer probes (:mod:`initlab.probes`) at initialization and every
+            ``probe_every`` epochs (and after the last); 0 turns them off.
+        probe_size: validation samples in the probe batch.
     """
 
     dataset: str = "mnist"
@@ -58,6 +61,8 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0
+    probe_every: int = 0
+    probe_size: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
@@ -78,6 +83,9 @@ class TrainConfig:
             _positive_int("hidden layer size", units)
         _positive_int("batch_size", self.batch_size)
         _positive_int("epochs", self.epochs)
+        _positive_int("probe_size", self.probe_size)
+        if not isinstance(self.probe_every, int) or isinstance(self.probe_every, bool) or self.probe_every < 0:
+            raise InitlabError(f"probe_every must be a non-negative integer (0: no probes), got {self.probe_every!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
             raise InitlabError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         datasets.entry(self.dataset)
@@ -92,6 +100,12 @@ class TrainConfig:
             initializers.initializers.resolve(spec)
         losses.losses.resolve(self.loss)
         optimizers.optimizers.build(self.optimizer)
+
+    def probes_at(self, epoch: int) -> bool:
+        """Whether per-layer probes are taken after ``epoch`` (0: at initialization)."""
+        if not self.probe_every:
+            return False
+        return epoch == 0 or epoch % self.probe_every == 0 or epoch == self.epochs
 
     def layers(self, classes: int) -> tuple[DenseLayer, ...]:
         """The Dense layers, the output layer having ``classes`` units."""

@@ -28,7 +28,7 @@ from initlab._lazy import jax, jnp
 from initlab.config import TrainConfig
 from initlab.errors import InitlabError
 from initlab.lsuv import init_for_training
-from initlab.training import HISTORY_KEYS, TrainResult, epoch_order, init_key, make_epoch
+from initlab.training import HISTORY_KEYS, Probing, TrainResult, epoch_order, init_key, make_epoch
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
 """``callback(epoch, metrics)``: each metric is an array with one value per model."""
@@ -138,8 +138,11 @@ class Layout:
                 found.setdefault(index, (r, c))
         return np.array([found[i] for i in range(count)])
 
-    def shardings(self) -> dict[str, Any]:
-        """``in_shardings``/``out_shardings`` for the grid's epoch function (empty: no split)."""
+    def shardings(self, extra_inputs: int = 0) -> dict[str, Any]:
+        """``in_shardings``/``out_shardings`` for the grid's epoch function (empty: no split).
+
+        ``extra_inputs``: replicated inputs after the data (the probe batch).
+        """
         if self.shard_axis is None:
             return {}
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -149,7 +152,7 @@ class Layout:
         orders = split if self.shard_axis == 0 else NamedSharding(mesh, PartitionSpec())
         replicated = NamedSharding(mesh, PartitionSpec())
         return {
-            "in_shardings": (split, split, orders, replicated, replicated, replicated, replicated),
+            "in_shardings": (split, split, orders, *(replicated,) * (4 + extra_inputs)),
             "out_shardings": (split, split, split),
         }
 
@@ -226,14 +229,24 @@ def train_ensemble(
         unique = {seed: epoch_order(seed, epoch, train_size) for seed in set(grid.seeds)}
         return np.stack([unique[seed] for seed in grid.seeds])
 
-    epoch_fn = make_epoch(mlp, loss, optimizer, train_size, first.batch_size, dataset.scale)
-    # Inner vmap: models of one row share the data, so each layer's matmul is one wide matmul.
-    # Outer vmap: rows (seeds) with their own data order.
-    row_epoch = jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, None))
-    grid_epoch = jax.vmap(row_epoch, in_axes=(0, 0, 0, None, None, None, None))
-    ensemble_epoch = jax.jit(grid_epoch, donate_argnums=(0, 1), **grid.shardings())
+    probing = Probing.create(first, mlp, loss, dataset)
+
+    def program(probed: bool) -> Any:
+        extra = probing.batch if probed else ()
+        epoch_fn = make_epoch(
+            mlp, loss, optimizer, train_size, first.batch_size, dataset.scale, probing.probe if probed else None
+        )
+        shared = (None,) * (4 + len(extra))
+        # Inner vmap: models of one row share the data, so each layer's matmul is one wide matmul.
+        # Outer vmap: rows (seeds) with their own data order.
+        row_epoch = jax.vmap(epoch_fn, in_axes=(0, 0, None, *shared))
+        grid_epoch = jax.vmap(row_epoch, in_axes=(0, 0, 0, *shared))
+        jitted = jax.jit(grid_epoch, donate_argnums=(0, 1), **grid.shardings(len(extra)))
+        return jitted.lower(params, opt_states, orders(1), *arrays, *extra).compile()
+
     loaded = time.perf_counter()
-    compiled = ensemble_epoch.lower(params, opt_states, orders(1), *arrays).compile()
+    programs = {probed: program(probed) for probed in Probing.variants(first)}
+    grid_probes = probing.initial(params, vmaps=2)
     ready = time.perf_counter()
 
     count = len(configs)
@@ -242,7 +255,12 @@ def train_ensemble(
     history = {k: np.full((count, first.epochs), np.nan) for k in HISTORY_KEYS}
     diverged: list[int | None] = [None] * count
     for epoch in range(1, first.epochs + 1):
-        params, opt_states, metrics = compiled(params, opt_states, orders(epoch), *arrays)
+        probed = first.probes_at(epoch)
+        params, opt_states, metrics = programs[probed](
+            params, opt_states, orders(epoch), *arrays, *(probing.batch if probed else ())
+        )
+        if probed:
+            grid_probes.append((epoch, jax.tree.map(np.asarray, metrics.pop("probe"))))
         values = {k: np.asarray(v, np.float64)[rows, columns] for k, v in metrics.items()}
         for k in HISTORY_KEYS:
             history[k][:, epoch - 1] = values[k]
@@ -272,6 +290,11 @@ def train_ensemble(
                 params=jax.tree.map(lambda p, r=rows[index], c=columns[index]: p[r, c], host_params),
                 timings=dict(timings),
                 diverged_epoch=diverged[index],
+                probes=[
+                    (epoch, {name: value[rows[index], columns[index]] for name, value in stats.items()})
+                    for epoch, stats in grid_probes
+                    if epoch <= last
+                ],
             )
         )
     return results

@@ -47,6 +47,8 @@ class ChunkOutcome:
     history: dict[str, list[float]]
     diverged_epoch: int | None
     timings: dict[str, float]
+    probe_rows: list[tuple] = ()
+    histogram_rows: list[tuple] = ()
 
 
 def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
@@ -54,7 +56,7 @@ def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
     from initlab.ensembles import train_ensemble
 
     return [
-        ChunkOutcome(result.history, result.diverged_epoch, result.timings)
+        ChunkOutcome(result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows())
         for result in train_ensemble(list(configs))
     ]
 
@@ -124,9 +126,11 @@ def run_configs(
                 else:
                     result = outcome[position]
                     status = "done" if result.diverged_epoch is None else "diverged"
+                    if result.histogram_rows:
+                        store.record_histograms(run_id, result.histogram_rows)
                     store.record_result(
                         run_id, result.history, status=status, diverged_epoch=result.diverged_epoch,
-                        timings=result.timings, versions=versions,
+                        timings=result.timings, versions=versions, metrics_rows=result.probe_rows or None,
                     )
                     counts[status] += 1
             finished += len(chunk_ids)

@@ -44,6 +44,7 @@ class TrainResult:
         params: final parameters (NumPy arrays).
         timings: seconds spent loading data, compiling and training.
         diverged_epoch: the first epoch whose loss was NaN or infinite, if any (training stops there).
+        probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
     """
 
     config: TrainConfig
@@ -51,6 +52,19 @@ class TrainResult:
     params: Params = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     diverged_epoch: int | None = None
+    probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
+
+    def probe_rows(self) -> list[tuple[int, str, str, float]]:
+        """The probes as tidy rows ``(epoch, layer, statistic, value)``."""
+        from initlab.probes import tidy_rows
+
+        return [row for epoch, stats in self.probes for row in tidy_rows(stats, epoch)]
+
+    def histogram_rows(self) -> list[tuple]:
+        """The probes' histograms as rows ``(epoch, layer, kind, edges, counts)``."""
+        from initlab.probes import histogram_rows
+
+        return [row for epoch, stats in self.probes for row in histogram_rows(stats, epoch)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,11 +110,21 @@ def make_step(mlp: MLP, loss: Callable, optimizer: Any) -> Callable:
     return step
 
 
-def make_epoch(mlp: MLP, loss: Callable, optimizer: Any, train_size: int, batch_size: int, scale: float = 1.0) -> Callable:
-    """One epoch: ``(params, opt_state, order, x, y, x_val, y_val) -> (params, opt_state, metrics)``.
+def make_epoch(
+    mlp: MLP,
+    loss: Callable,
+    optimizer: Any,
+    train_size: int,
+    batch_size: int,
+    scale: float = 1.0,
+    probe: Callable | None = None,
+) -> Callable:
+    """One epoch: ``(params, opt_state, order, x, y, x_val, y_val[, x_probe, y_probe]) -> (params, opt_state, metrics)``.
 
     ``order`` is the epoch's permutation of the training set; inputs are stored as they came
-    (uint8 pixels) and turned into float32 / ``scale`` batch by batch.
+    (uint8 pixels) and turned into float32 / ``scale`` batch by batch. With ``probe``
+    (:func:`initlab.probes.make_probe`), the per-layer statistics after the epoch, computed in
+    the same compiled program on ``(x_probe, y_probe)``, come back as ``metrics["probe"]``.
     """
     step = make_step(mlp, loss, optimizer)
     full_batches, remainder = divmod(train_size, batch_size)
@@ -108,7 +132,9 @@ def make_epoch(mlp: MLP, loss: Callable, optimizer: Any, train_size: int, batch_
     def features(x):
         return x.astype(jnp.float32) / jnp.float32(scale)
 
-    def epoch(params, opt_state, order, x, y, x_val, y_val):
+    def epoch(params, opt_state, order, x, y, x_val, y_val, *probe_batch):
+        previous_params = params
+
         def body(carry, indices):
             params, opt_state, loss_sum, correct = step(*carry, features(x[indices]), y[indices])
             return (params, opt_state), (loss_sum, correct)
@@ -128,6 +154,8 @@ def make_epoch(mlp: MLP, loss: Callable, optimizer: Any, train_size: int, batch_
             "val_loss": jnp.mean(loss(y_val, val_probabilities)),
             "val_accuracy": jnp.mean(jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)),
         }
+        if probe is not None:
+            metrics["probe"] = probe(params, *probe_batch, previous_params)
         return params, opt_state, metrics
 
     return epoch
@@ -161,16 +189,28 @@ def train(
     loaded = time.perf_counter()
 
     train_size = len(dataset.x_train)
-    epoch_fn = jax.jit(
-        make_epoch(mlp, loss, optimizer, train_size, config.batch_size, dataset.scale), donate_argnums=(0, 1)
-    )
-    compiled = epoch_fn.lower(params, opt_state, epoch_order(config.seed, 1, train_size), *arrays).compile()
+    probing = Probing.create(config, mlp, loss, dataset)
+    programs = {
+        probed: jax.jit(
+            make_epoch(mlp, loss, optimizer, train_size, config.batch_size, dataset.scale, probing.probe if probed else None),
+            donate_argnums=(0, 1),
+        )
+        .lower(params, opt_state, epoch_order(config.seed, 1, train_size), *arrays, *(probing.batch if probed else ()))
+        .compile()
+        for probed in probing.variants(config)
+    }
+    probes = probing.initial(params)
     ready = time.perf_counter()
 
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     diverged_epoch = None
     for epoch in range(1, config.epochs + 1):
-        params, opt_state, metrics = compiled(params, opt_state, epoch_order(config.seed, epoch, train_size), *arrays)
+        probed = config.probes_at(epoch)
+        params, opt_state, metrics = programs[probed](
+            params, opt_state, epoch_order(config.seed, epoch, train_size), *arrays, *(probing.batch if probed else ())
+        )
+        if probed:
+            probes.append((epoch, jax.tree.map(np.asarray, metrics.pop("probe"))))
         values = {key: float(value) for key, value in metrics.items()}
         for key in HISTORY_KEYS:
             history[key].append(values[key])
@@ -186,4 +226,39 @@ def train(
         params=jax.tree.map(np.asarray, params),
         timings={"load_s": loaded - started, "compile_s": ready - loaded, "train_s": finished - ready},
         diverged_epoch=diverged_epoch,
+        probes=probes,
     )
+
+
+@dataclass
+class Probing:
+    """The per-layer probes of a run: the probe function and batch, or nothing when off."""
+
+    probe: Callable | None = None
+    batch: tuple[Any, ...] = ()
+
+    @classmethod
+    def create(cls, config: TrainConfig, mlp: MLP, loss: Callable, dataset: data_module.Dataset) -> Probing:
+        if not config.probe_every:
+            return cls()
+        from initlab.probes import make_probe, probe_batch
+
+        x_probe, y_probe = probe_batch(dataset, min(config.probe_size, len(dataset.x_test)))
+        return cls(make_probe(mlp, loss), (jnp.asarray(x_probe), jnp.asarray(y_probe)))
+
+    @staticmethod
+    def variants(config: TrainConfig) -> list[bool]:
+        """Which epoch programs are needed: with probes, without, or both."""
+        return sorted({config.probes_at(epoch) for epoch in range(1, config.epochs + 1)})
+
+    def initial(self, params: Any, vmaps: int = 0) -> list[tuple[int, dict[str, np.ndarray]]]:
+        """The probes at initialization (epoch 0), or an empty list when off.
+
+        ``vmaps``: how many leading model axes ``params`` has (an ensemble's grid has two).
+        """
+        if self.probe is None:
+            return []
+        probe = self.probe
+        for _ in range(vmaps):
+            probe = jax.vmap(probe, in_axes=(0, None, None))
+        return [(0, jax.tree.map(np.asarray, jax.jit(probe)(params, *self.batch)))]

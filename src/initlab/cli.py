@@ -594,6 +594,69 @@ def propagate(
             console.print(f"written {path}")
 
 
+@app.command()
+@user_errors
+def theory(
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "tanh",
+    sigma_w2: Annotated[Optional[float], typer.Option("--sigma-w2", help="Weight variance x fan-in.")] = None,
+    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance.")] = 0.0,
+    init: Annotated[
+        Optional[list[str]], typer.Option("--init", help="Where does this initializer put the network? (repeatable)")
+    ] = None,
+    fan_in: Annotated[int, typer.Option("--fan-in")] = 512,
+    fan_out: Annotated[int, typer.Option("--fan-out")] = 512,
+    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    critical: Annotated[bool, typer.Option("--critical", help="Also the critical sigma_w2 for --sigma-b2.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Phase diagram (xi_c contours, chi1 = 1 line) to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Mean-field theory: q*, c*, chi1, depth scales, the order-to-chaos boundary, the phase diagram."""
+    from initlab import theory as mean_field
+
+    points = {}
+    for spec in init or []:
+        point = mean_field.initializer_point(spec, fan_in, fan_out, bias_init)
+        points[point.kernel] = point
+    analyses = [
+        (name, point.to_dict(), mean_field.analyze(activation, point.sigma_w2, point.sigma_b2))
+        for name, point in points.items()
+    ]
+    if sigma_w2 is not None or not points:
+        analyses.insert(0, (f"sigma_w2={sigma_w2 if sigma_w2 is not None else 1.0:g}", None,
+                            mean_field.analyze(activation, 1.0 if sigma_w2 is None else sigma_w2, sigma_b2)))
+    critical_value = mean_field.critical_sigma_w2(sigma_b2, activation) if critical else None
+    if plot is not None:
+        from initlab.plots import save
+
+        display = mean_field.PhaseDiagramDisplay.from_activation(activation)
+        save(display.plot(points={name: (p.sigma_w2, p.sigma_b2) for name, p in points.items()}).figure_, plot)
+    if as_json:
+        payload: dict[str, Any] = {"results": [analysis.to_dict() | ({"initializer": point} if point else {})
+                                               for _, point, analysis in analyses]}
+        if len(analyses) == 1:
+            payload |= analyses[0][2].to_dict()
+        if critical_value is not None:
+            payload["critical_sigma_w2"] = critical_value
+        emit_json(payload)
+        return
+    table = Table(title=f"mean-field theory for {activation}", title_justify="left")
+    for column in ("point", "sigma_w2", "sigma_b2", "q*", "c*", "chi1", "xi_q", "xi_c", "phase"):
+        table.add_column(column, justify="left" if column in ("point", "phase") else "right")
+
+    def number(value: float) -> str:
+        return f"{value:.4g}"
+
+    for name, _, analysis in analyses:
+        table.add_row(escape(name), number(analysis.sigma_w2), number(analysis.sigma_b2), number(analysis.q_star),
+                      number(analysis.c_star), number(analysis.chi1), number(analysis.xi_q), number(analysis.xi_c),
+                      analysis.phase)
+    console.print(table)
+    if critical_value is not None:
+        console.print(f"critical sigma_w2 at sigma_b2 = {sigma_b2:g}: {critical_value:.6g}")
+    if plot is not None:
+        console.print(f"phase diagram written to {plot}")
+
+
 def main() -> None:
     app()
 

@@ -310,6 +310,61 @@ class Store:
             history.setdefault(statistic, []).append(math.nan if value is None else value)
         return history
 
+    def record_histograms(
+        self, run_id: int, rows: Iterable[Mapping[str, Any] | Sequence[Any]]
+    ) -> None:
+        """Write a run's histograms in one transaction (all of them or none).
+
+        Call it before :meth:`record_result`: a driver killed in between leaves the run
+        ``running``, and :meth:`reset_interrupted` drops its histograms with its other rows.
+
+        Args:
+            run_id: the run.
+            rows: ``(epoch, layer, kind, edges, counts)`` tuples (as
+                :func:`initlab.probes.histogram_rows` makes) or mappings with those keys, with
+                ``len(edges) == len(counts) + 1``. A row already stored for the same
+                ``(epoch, layer, kind)`` is replaced.
+        """
+        values = []
+        for row in rows:
+            epoch, layer, kind, edges, counts = (
+                tuple(row[key] for key in ("epoch", "layer", "kind", "edges", "counts"))
+                if isinstance(row, Mapping)
+                else row
+            )
+            edges, counts = [float(edge) for edge in edges], [int(count) for count in counts]
+            if len(edges) != len(counts) + 1:
+                raise InitlabError(
+                    f"a histogram needs one more edge than counts, got {len(edges)} edges and {len(counts)} counts"
+                )
+            values.append((run_id, int(epoch), layer or "", str(kind), json.dumps(edges), json.dumps(counts)))
+        with self._transaction() as db:
+            self._require(run_id)
+            db.executemany("INSERT OR REPLACE INTO histograms VALUES (?, ?, ?, ?, ?, ?)", values)
+
+    def histograms(
+        self, run_ids: Iterable[int] | None = None, *, kinds: Iterable[str] | None = None
+    ) -> dict[str, list[Any]]:
+        """Histogram rows as a dict of columns ``run_id, epoch, layer, kind, edges, counts`` (lists parsed back)."""
+        clauses, parameters = [], []
+        if run_ids is not None:
+            clauses.append(_IDS)
+            parameters.append(_id_list(run_ids))
+        if kinds is not None:
+            clauses.append("kind IN (SELECT value FROM json_each(?))")
+            parameters.append(json.dumps([str(kind) for kind in kinds]))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        cursor = self._connection.execute(
+            "SELECT run_id, epoch, layer, kind, edges_json, counts_json FROM histograms"
+            f"{where} ORDER BY run_id, kind, layer, epoch",
+            parameters,
+        )
+        columns: dict[str, list[Any]] = {name: [] for name in ("run_id", "epoch", "layer", "kind", "edges", "counts")}
+        for run_id, epoch, layer, kind, edges, counts in cursor:
+            for name, value in zip(columns, (run_id, epoch, layer, kind, json.loads(edges), json.loads(counts))):
+                columns[name].append(value)
+        return columns
+
     def export(self, path: str | Path, format: str = "csv") -> Path:
         """Write runs and metrics out of SQLite, from one consistent snapshot.
 

@@ -1,0 +1,924 @@
+"""Figures of a results store for a paper's appendix: Display objects over stored results only.
+
+Every display follows scikit-learn's pattern: ``from_store(store, ...)`` (or ``from_results``)
+computes what is drawn from the store's tidy rows, ``plot(ax=None)`` draws it and keeps
+``figure_``. Nothing here re-runs an experiment, and matplotlib is imported inside ``plot``.
+
+Runs are grouped into *configurations*: equal configs but for the seed. A configuration's label
+names the config fields that vary across the store (``"glorot_uniform · mse · sgd(lr=0.01)"``),
+and keeps one colour (Okabe-Ito, colour-blind safe) in every figure.
+
+Example:
+    >>> results = Results.from_store("sweep.sqlite")
+    >>> SeedBandCurvesDisplay.from_results(results).plot().figure_.savefig("curves.pdf")
+    >>> SummaryTable.from_results(results).rows[0]["label"]  # the best configuration
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initlab.errors import InitlabError, unknown
+from initlab.store import Store
+
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999")
+"""Okabe & Ito's colour-blind-safe colours (yellow left out: it vanishes on white)."""
+HISTOGRAM_KINDS = ("activation", "preactivation", "backprop")
+LEARNING_METRICS = ("loss", "accuracy")
+_RC = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "axes.linewidth": 0.7,
+    "lines.linewidth": 1.4,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+}
+_AXIS_LABELS = {
+    "loss": "loss (mean over samples)",
+    "accuracy": "accuracy (fraction correct)",
+    "saturation_fraction": "saturated outputs (%)",
+    "saturation_low_fraction": "saturated low (%)",
+    "saturation_high_fraction": "saturated high (%)",
+    "dead_fraction": "dead units (%)",
+    "zero_fraction": "zero outputs (%)",
+    "preactivation_variance": r"Var$[z]$ (pre-activations)",
+    "activation_variance": r"Var$[\phi(z)]$ (activations)",
+    "backprop_variance": r"Var$[\partial L/\partial z]$ (back-propagated)",
+    "weight_grad_variance": r"Var$[\partial L/\partial W]$",
+    "weight_grad_norm": r"$\|\partial L/\partial W\|_F$",
+    "update_ratio": r"$\|\Delta W\|_F\,/\,\|W\|_F$",
+}
+_HISTOGRAM_AXES = {
+    "activation": "activation value",
+    "preactivation": "pre-activation value",
+    "backprop": r"back-propagated gradient $\partial L/\partial z$ (symmetric log scale)",
+}
+_HISTOGRAM_TITLES = {
+    "activation": "activation",
+    "preactivation": "pre-activation",
+    "backprop": "back-propagated gradient",
+}
+_HISTOGRAM_SHORT = {
+    "activation": "activation",
+    "preactivation": "pre-activation",
+    "backprop": r"$\partial L/\partial z$",
+}
+_PRIMARY = ("kernel_initializer", "activation", "loss", "optimizer", "hidden_units", "dataset")
+_SHORT_FIELDS = {
+    "hidden_units": "hidden",
+    "bias_initializer": "bias",
+    "output_activation": "out",
+    "output_kernel_initializer": "out_init",
+    "output_bias_initializer": "out_bias",
+    "layer_kernel_initializers": "layer_inits",
+    "batch_size": "batch",
+    "data_file": "data",
+}
+_SHORT_VALUES = (
+    ("mean_squared_error", "mse"),
+    ("categorical_crossentropy", "cce"),
+    ("binary_crossentropy", "bce"),
+    ("learning_rate=", "lr="),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Results: a store's rows, grouped by configuration
+
+
+def _value_text(name: str, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    for long, short in _SHORT_VALUES:
+        text = text.replace(long, short)
+    return text if isinstance(value, str) and name in _PRIMARY else f"{_SHORT_FIELDS.get(name, name)}={text}"
+
+
+def configuration_labels(runs: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """A readable label per run, equal for runs whose configs differ only in the seed.
+
+    The label joins the values of the fields that vary across ``runs`` (seed excluded); with
+    one configuration, its initializer and activation. A stored run label is used instead when
+    it names exactly one configuration and each configuration has exactly one.
+    """
+    configs = {run["run_id"]: {k: v for k, v in (run.get("config") or {}).items() if k != "seed"} for run in runs}
+    keys = {run_id: json.dumps(config, sort_keys=True) for run_id, config in configs.items()}
+    groups: dict[str, list[int]] = {}
+    for run_id, key in keys.items():
+        groups.setdefault(key, []).append(run_id)
+    fields = list(dict.fromkeys(name for config in configs.values() for name in config))
+    varying = [name for name in fields if len({json.dumps(c.get(name), sort_keys=True) for c in configs.values()}) > 1]
+    varying.sort(key=lambda name: (_PRIMARY.index(name) if name in _PRIMARY else len(_PRIMARY), fields.index(name)))
+    shown = varying or [name for name in ("kernel_initializer", "activation") if name in fields]
+    derived = {
+        key: " · ".join(_value_text(name, configs[ids[0]].get(name)) for name in shown) or "all runs"
+        for key, ids in groups.items()
+    }
+    stored = {run["run_id"]: run.get("label") for run in runs}
+    names = {key: {stored[run_id] for run_id in ids} for key, ids in groups.items()}
+    if all(len(n) == 1 and None not in n and "" not in n for n in names.values()):
+        chosen = {key: next(iter(n)) for key, n in names.items()}
+        if len(set(chosen.values())) == len(chosen):
+            derived = chosen
+    return {run_id: derived[key] for run_id, key in keys.items()}
+
+
+@contextmanager
+def _opened(store: Store | str | Path) -> Iterator[Store]:
+    if isinstance(store, Store):
+        yield store
+        return
+    if not Path(store).is_file():
+        raise InitlabError(f"no results store at {store}")
+    with Store(store) as opened:
+        yield opened
+
+
+@dataclass
+class Results:
+    """A store's runs, metrics and histograms, read once, with runs grouped by configuration.
+
+    Attributes:
+        runs: :meth:`Store.runs` rows. metrics: :meth:`Store.metrics` columns.
+        histograms: :meth:`Store.histograms` columns (empty when not loaded).
+        labels: configuration label of each run id (:func:`configuration_labels`).
+        colors: one colour per configuration label, the same in every figure.
+    """
+
+    runs: list[dict[str, Any]]
+    metrics: Mapping[str, Sequence[Any]]
+    histograms: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = configuration_labels(self.runs)
+        self.order = list(dict.fromkeys(self.labels[run["run_id"]] for run in self.runs))
+        self.colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(self.order)}
+        self.status = {run["run_id"]: run["status"] for run in self.runs}
+        self._index: dict[tuple[str, str], dict[int, dict[int, float]]] = {}
+        m = self.metrics
+        for run_id, epoch, layer, statistic, value in zip(
+            m["run_id"], m["epoch"], m["layer"], m["statistic"], m["value"]
+        ):
+            self._index.setdefault((statistic, layer), {}).setdefault(run_id, {})[epoch] = value
+        for (statistic, layer), runs in list(self._index.items()):  # variances of the forward pass, from stds
+            derived = statistic.replace("_std", "_variance")
+            if statistic in ("preactivation_std", "activation_std") and (derived, layer) not in self._index:
+                self._index[derived, layer] = {r: {e: v * v for e, v in epochs.items()} for r, epochs in runs.items()}
+
+    @classmethod
+    def from_store(
+        cls, store: Store | str | Path, *, histogram_kinds: Iterable[str] | None = HISTOGRAM_KINDS
+    ) -> Results:
+        """Read a store (an open :class:`Store` or a path); ``histogram_kinds=None`` skips histograms."""
+        with _opened(store) as opened:
+            histograms = {} if histogram_kinds is None else opened.histograms(kinds=histogram_kinds)
+            return cls(opened.runs(), opened.metrics(), histograms)
+
+    def run_ids(self, label: str, *, include_diverged: bool = False) -> list[int]:
+        """The finished runs of a configuration (``done``; also ``diverged`` if asked)."""
+        statuses = ("done", "diverged") if include_diverged else ("done",)
+        return [run_id for run_id, lab in self.labels.items() if lab == label and self.status[run_id] in statuses]
+
+    def series(self, statistic: str, layer: str = "") -> dict[int, dict[int, float]]:
+        """``{run_id: {epoch: value}}`` of one statistic of one layer (``''``: model-level)."""
+        return self._index.get((statistic, layer), {})
+
+    def layers(self, statistic: str) -> list[str]:
+        """The layers with at least one finite value of a per-layer statistic, in depth order."""
+        found = {
+            layer
+            for (name, layer), runs in self._index.items()
+            if name == statistic
+            and layer != ""
+            and any(math.isfinite(v) for epochs in runs.values() for v in epochs.values())
+        }
+        return sorted(found, key=_layer_key)
+
+    def has(self, statistic: str, *, layer_level: bool = True) -> bool:
+        """Whether any finite value of ``statistic`` is stored (per layer, or model-level)."""
+        if layer_level:
+            return bool(self.layers(statistic))
+        return any(math.isfinite(v) for e in self.series(statistic).values() for v in e.values())
+
+    def histogram_kinds(self) -> list[str]:
+        present = set(self.histograms.get("kind", ()))
+        return [kind for kind in HISTOGRAM_KINDS if kind in present] + sorted(present - set(HISTOGRAM_KINDS))
+
+
+def _layer_key(layer: str) -> tuple[int, Any]:
+    return (0, int(layer)) if layer.isdigit() else (1, layer)
+
+
+def _results(source: Results | Store | str | Path) -> Results:
+    return source if isinstance(source, Results) else Results.from_store(source)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A curve over seeds: centre and spread at each ``x``, ``n`` seeds with a finite value there."""
+
+    x: np.ndarray
+    center: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n: np.ndarray
+
+    @classmethod
+    def over(cls, curves: Iterable[Mapping[int, float]], *, geometric: bool = False) -> Band | None:
+        """Mean +- std over curves (``geometric``: of log10, for positive quantities on a log axis)."""
+        curves = list(curves)
+        xs = sorted({x for curve in curves for x in curve})
+        if not xs:
+            return None
+        matrix = np.full((len(curves), len(xs)), np.nan)
+        column = {x: i for i, x in enumerate(xs)}
+        for row, curve in enumerate(curves):
+            for x, value in curve.items():
+                matrix[row, column[x]] = np.nan if value is None else value
+        matrix[~np.isfinite(matrix)] = np.nan
+        if geometric:
+            matrix[matrix <= 0] = np.nan
+            matrix = np.log10(matrix)
+        n = np.sum(np.isfinite(matrix), axis=0)
+        keep = n > 0
+        if not keep.any():
+            return None
+        matrix, n = matrix[:, keep], n[keep]
+        mean = np.nansum(matrix, axis=0) / n
+        squares = np.nansum((matrix - mean) ** 2, axis=0)
+        spread = np.sqrt(
+            np.divide(squares, n - 1, out=np.zeros_like(squares), where=n > 1)
+        )  # sample std; 0 for one seed
+        low, high = mean - spread, mean + spread
+        if geometric:
+            mean, low, high = 10.0**mean, 10.0**low, 10.0**high
+        return cls(np.asarray(xs, float)[keep], mean, low, high, n)
+
+
+def _bands(
+    results: Results, labels: Iterable[str], statistic: str, layer: str, include_diverged: bool, geometric: bool = False
+) -> dict[str, Band]:
+    series = results.series(statistic, layer)
+    bands = {}
+    for label in labels:
+        band = Band.over(
+            [series[r] for r in results.run_ids(label, include_diverged=include_diverged) if r in series],
+            geometric=geometric,
+        )
+        if band is not None:
+            bands[label] = band
+    return bands
+
+
+def theory_by_label(
+    theory: Mapping[Any, Mapping[str, Any]] | None, results: Results
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Theory predictions keyed by configuration label: ``{label: {statistic: {layer: value}}}``.
+
+    ``theory`` maps a run id (an int or a string of digits) or a configuration label to
+    ``{statistic: values}``, values being ``{layer: value}`` or a list from layer 1. Runs of one
+    configuration are averaged (a prediction does not depend on the seed).
+    """
+    collected: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for key, statistics in (theory or {}).items():
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit() and key not in results.order):
+            if int(key) not in results.labels:
+                raise InitlabError(f"theory given for run {key}, which is not in the store")
+            label = results.labels[int(key)]
+        elif key in results.order:
+            label = key
+        else:
+            raise unknown("configuration label in theory", str(key), results.order)
+        for statistic, values in statistics.items():
+            pairs = values.items() if isinstance(values, Mapping) else enumerate(values, start=1)
+            for layer, value in pairs:
+                if value is not None:
+                    collected.setdefault(label, {}).setdefault(statistic, {}).setdefault(str(layer), []).append(
+                        float(value)
+                    )
+    return {
+        label: {s: {layer: float(np.mean(v)) for layer, v in layers.items()} for s, layers in stats.items()}
+        for label, stats in collected.items()
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing helpers
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """The house style of initlab's figures (fonts, grid, colour cycle), as a matplotlib rc context."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    with mpl.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}):
+        yield
+
+
+def mpl_text(text: str) -> str:
+    """Text shown verbatim by matplotlib: ``$`` is not mathtext, a leading ``_`` is not hidden."""
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
+def _panels(
+    ax: Any, count: int, *, columns: int, size: tuple[float, float], **subplots: Any
+) -> tuple[Any, list[Any], bool]:
+    """(figure, ``count`` axes, created): new axes, or the caller's (one Axes, or a sequence)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        columns = max(1, min(columns, count))
+        rows = math.ceil(count / columns)
+        figure, grid = plt.subplots(
+            rows,
+            columns,
+            figsize=(size[0] * columns, size[1] * rows + 0.5),
+            layout="constrained",
+            squeeze=False,
+            **subplots,
+        )
+        axes = list(grid.flat)
+        for extra in axes[count:]:
+            extra.set_visible(False)
+        return figure, axes[:count], True
+    axes = [ax] if hasattr(ax, "plot") else list(np.ravel(np.asarray(ax, dtype=object)))
+    if len(axes) != count:
+        raise InitlabError(f"this figure draws {count} panel(s); got {len(axes)} axes")
+    return axes[0].figure, axes, False
+
+
+Entries = list[tuple[str, dict[str, Any]]]
+
+
+def _legend(figure: Any, axes: list[Any], entries: Entries, created: bool, key: Entries = ()) -> None:
+    """Configurations below the figure, the line-style ``key`` at its right (in the caller's axes: inside)."""
+    from matplotlib.lines import Line2D
+
+    if key:
+        key_handles, key_labels = [Line2D([], [], **kwargs) for _, kwargs in key], [label for label, _ in key]
+        if created:
+            figure.legend(key_handles, key_labels, loc="outside right upper", frameon=False, handlelength=2.4)
+        else:
+            legend = axes[0].legend(key_handles, key_labels, loc="best", frameon=False, handlelength=2.4)
+            axes[0].add_artist(legend)  # so that a second legend on the same axes does not replace it
+    handles = [Line2D([], [], **kwargs) for _, kwargs in entries]
+    labels = [mpl_text(label) for label, _ in entries]
+    if not handles:
+        return
+    if created:
+        longest = max(len(label) for label in labels)
+        per_row = figure.get_figwidth() * 14  # characters of 8 pt text across the figure
+        columns = max(1, min(len(labels), int(per_row // (longest + 6))))
+        rows = math.ceil(len(labels) / columns)
+        # matplotlib fills a legend column by column; this order reads row by row, as in the other figures
+        order = [r * columns + c for c in range(columns) for r in range(rows) if r * columns + c < len(labels)]
+        handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+        figure.legend(handles, labels, loc="outside lower center", ncol=columns, frameon=False)
+    else:
+        axes[-1].legend(handles, labels, loc="best", frameon=False)
+
+
+def _percent_axis(ax: Any, highs: Iterable[float]) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    top = max([h for h in highs if math.isfinite(h)] or [0.0])
+    ax.set_ylim(0.0, min(1.02, max(0.05, top * 1.1)))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+
+
+def _title_layer(layer: str, output_layer: str | None) -> str:
+    return f"layer {mpl_text(layer)}" + (" (output)" if layer == output_layer else "")
+
+
+def _output_layer(results: Results, labels: Iterable[str]) -> str | None:
+    layers = {
+        str(len(run["config"].get("hidden_units") or []) + 1)
+        for run in results.runs
+        if results.labels[run["run_id"]] in set(labels) and isinstance(run.get("config"), dict)
+    }
+    return layers.pop() if len(layers) == 1 else None
+
+
+def _chosen(results: Results, labels: Iterable[str] | None) -> list[str]:
+    if labels is None:
+        return list(results.order)
+    labels = list(labels)
+    for label in labels:
+        if label not in results.order:
+            raise unknown("configuration label", label, results.order)
+    return labels
+
+
+# --------------------------------------------------------------------------------------------
+# Displays
+
+
+@dataclass
+class SeedBandCurvesDisplay:
+    """Learning curves per configuration: mean over seeds, a band of +-1 std (sample std).
+
+    Attributes:
+        bands: ``{label: {statistic: Band}}`` with statistics such as ``loss`` and ``val_loss``.
+        metrics: one panel per metric; training dashed, validation (``val_`` prefix) solid.
+        colors: colour per label.
+    """
+
+    bands: Mapping[str, Mapping[str, Band]]
+    metrics: Sequence[str] = LEARNING_METRICS
+    colors: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Results | Store | str | Path,
+        *,
+        metrics: Sequence[str] = LEARNING_METRICS,
+        labels: Iterable[str] | None = None,
+        include_diverged: bool = False,
+    ) -> SeedBandCurvesDisplay:
+        """Bands from stored histories; diverged runs are left out unless ``include_diverged``."""
+        results = _results(results)
+        labels = _chosen(results, labels)
+        bands: dict[str, dict[str, Band]] = {label: {} for label in labels}
+        for metric in metrics:
+            for name in (metric, f"val_{metric}"):
+                for label, band in _bands(results, labels, name, "", include_diverged).items():
+                    bands[label][name] = band
+        present = [m for m in metrics if any(m in b or f"val_{m}" in b for b in bands.values())]
+        if not present:
+            raise InitlabError(f"the store holds no finished runs with {' or '.join(metrics)} per epoch")
+        return cls({k: v for k, v in bands.items() if v}, tuple(present), {k: results.colors[k] for k in labels})
+
+    from_store = from_results
+
+    def plot(self, ax: Any = None) -> SeedBandCurvesDisplay:
+        with style():
+            figure, axes, created = _panels(ax, len(self.metrics), columns=2, size=(3.5, 2.7))
+            for ax_, metric in zip(axes, self.metrics):
+                for index, (label, bands) in enumerate(self.bands.items()):
+                    color = self.colors.get(label, PALETTE[index % len(PALETTE)])
+                    for name, line, alpha in ((metric, "--", 0.10), (f"val_{metric}", "-", 0.20)):
+                        if name in bands:
+                            band = bands[name]
+                            ax_.plot(
+                                band.x, band.center, line, color=color, marker="o" if len(band.x) < 3 else None, ms=3
+                            )
+                            ax_.fill_between(band.x, band.low, band.high, color=color, alpha=alpha, lw=0)
+                ax_.set_xlabel("epoch")
+                ax_.set_ylabel(_AXIS_LABELS.get(metric) or mpl_text(metric))
+                ax_.xaxis.get_major_locator().set_params(integer=True)
+            entries = [
+                (
+                    f"{label} (n={int(max(b.n.max() for b in bands.values()))})",
+                    {"color": self.colors.get(label, PALETTE[i % len(PALETTE)])},
+                )
+                for i, (label, bands) in enumerate(self.bands.items())
+            ]
+            key = [("validation", {"color": "0.3", "ls": "-"}), ("training", {"color": "0.3", "ls": "--"})]
+            _legend(figure, axes, entries, created, key)
+        self.figure_, self.axes_, self.ax_ = figure, axes, axes[0]
+        return self
+
+
+@dataclass
+class SaturationOverEpochsDisplay:
+    """A per-layer fraction (saturated outputs, dead units, ...) against epoch, one line per configuration.
+
+    One panel per layer; epoch 0 is the network at initialization. Lines are means over seeds
+    with a +-1 std band; an open diamond at epoch 0 marks a theory prediction when given.
+    """
+
+    statistic: str
+    bands: Mapping[str, Mapping[str, Band]]
+    """``{layer: {label: Band}}``."""
+    colors: Mapping[str, str] = field(default_factory=dict)
+    theory: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """``{layer: {label: predicted value at initialization}}``."""
+    output_layer: str | None = None
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Results | Store | str | Path,
+        statistic: str = "saturation_fraction",
+        *,
+        labels: Iterable[str] | None = None,
+        layers: Iterable[str] | None = None,
+        theory: Mapping[Any, Mapping[str, Any]] | None = None,
+        include_diverged: bool = False,
+    ) -> SaturationOverEpochsDisplay:
+        results = _results(results)
+        labels = _chosen(results, labels)
+        layers = results.layers(statistic) if layers is None else [str(layer) for layer in layers]
+        bands = {layer: _bands(results, labels, statistic, layer, include_diverged) for layer in layers}
+        bands = {layer: b for layer, b in bands.items() if b}
+        if not bands:
+            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values")
+        predicted: dict[str, dict[str, float]] = {}
+        for label, stats in theory_by_label(theory, results).items():
+            for layer, value in stats.get(statistic, {}).items():
+                if layer in bands and label in labels:
+                    predicted.setdefault(layer, {})[label] = value
+        return cls(statistic, bands, {k: results.colors[k] for k in labels}, predicted, _output_layer(results, labels))
+
+    from_store = from_results
+
+    def plot(self, ax: Any = None) -> SaturationOverEpochsDisplay:
+        fraction = self.statistic.endswith("_fraction")
+        labels = list(dict.fromkeys(label for bands in self.bands.values() for label in bands))
+        color = {label: self.colors.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
+        with style():
+            figure, axes, created = _panels(ax, len(self.bands), columns=3, size=(2.45, 2.2), sharey=True)
+            for ax_, (layer, bands) in zip(axes, self.bands.items()):
+                for label, band in bands.items():
+                    ax_.plot(band.x, band.center, "-", color=color[label], marker="o", ms=2.5)
+                    ax_.fill_between(band.x, band.low, band.high, color=color[label], alpha=0.18, lw=0)
+                for label, value in self.theory.get(layer, {}).items():
+                    ax_.plot([0], [value], "D", mfc="white", mec=color[label], ms=5, mew=1.2, zorder=5)
+                ax_.set_title(_title_layer(layer, self.output_layer))
+                ax_.set_xlabel("epoch (0 = initialization)")
+                ax_.xaxis.get_major_locator().set_params(integer=True)
+            axes[0].set_ylabel(_AXIS_LABELS.get(self.statistic) or mpl_text(self.statistic))
+            if fraction:
+                highs = [h for bands in self.bands.values() for b in bands.values() for h in b.high]
+                highs += [v for values in self.theory.values() for v in values.values()]
+                for ax_ in axes:
+                    _percent_axis(ax_, highs)
+            entries = [(label, {"color": color[label], "marker": "o", "ms": 3}) for label in labels]
+            key = [("theory", {"color": "0.3", "marker": "D", "mfc": "white", "ls": ""})] if self.theory else []
+            _legend(figure, axes, entries, created, key)
+        self.figure_, self.axes_, self.ax_ = figure, axes, axes[0]
+        return self
+
+
+@dataclass
+class LayerHistogramGridDisplay:
+    """One configuration's histograms as a grid: a row per layer, a column per epoch (Glorot & Bengio).
+
+    Counts are pooled over the configuration's seeds (the probes use fixed bins) and shown as
+    the fraction of entries per bin. Back-propagated gradients use a symmetric log axis.
+    """
+
+    label: str
+    kind: str
+    layers: Sequence[str]
+    epochs: Sequence[int]
+    edges: Mapping[str, np.ndarray]
+    fractions: Mapping[tuple[str, int], np.ndarray]
+    runs: int = 1
+    color: str = PALETTE[0]
+    output_layer: str | None = None
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Results | Store | str | Path,
+        label: str | None = None,
+        kind: str = "activation",
+        *,
+        epochs: Iterable[int] | None = None,
+        layers: Iterable[str] | None = None,
+        max_epochs: int = 5,
+        include_diverged: bool = False,
+    ) -> LayerHistogramGridDisplay:
+        """The grid of ``label`` (default: the first configuration with such histograms).
+
+        ``epochs`` default to at most ``max_epochs`` evenly spread stored epochs, first and last included.
+        """
+        results = results if isinstance(results, Results) else Results.from_store(results, histogram_kinds=[kind])
+        h = results.histograms
+        rows = [i for i, k in enumerate(h.get("kind", ())) if k == kind]
+        if not rows:
+            raise InitlabError(
+                f"the store holds no '{kind}' histograms (kinds: {', '.join(results.histogram_kinds()) or 'none'})"
+            )
+        wanted = set()
+        for candidate in [label] if label is not None else results.order:
+            if candidate not in results.order:
+                raise unknown("configuration label", candidate, results.order)
+            wanted = set(results.run_ids(candidate, include_diverged=include_diverged))
+            if any(h["run_id"][i] in wanted for i in rows):
+                label = candidate
+                break
+        rows = [i for i in rows if h["run_id"][i] in wanted]
+        if not rows:
+            raise InitlabError(f"no '{kind}' histograms for configuration {label!r}")
+        stored_epochs = sorted({h["epoch"][i] for i in rows})
+        if epochs is None:
+            picks = np.unique(np.round(np.linspace(0, len(stored_epochs) - 1, min(max_epochs, len(stored_epochs)))))
+            epochs = [stored_epochs[int(p)] for p in picks]
+        epochs = [int(e) for e in epochs]
+        layers = sorted({h["layer"][i] for i in rows}, key=_layer_key) if layers is None else [str(x) for x in layers]
+        edges: dict[str, np.ndarray] = {}
+        totals: dict[tuple[str, int], np.ndarray] = {}
+        for i in rows:
+            layer, epoch = h["layer"][i], h["epoch"][i]
+            if layer not in layers or epoch not in epochs:
+                continue
+            row_edges = np.asarray(h["edges"][i], float)
+            reference = edges.setdefault(layer, row_edges)
+            if reference.shape != row_edges.shape or not np.allclose(reference, row_edges):
+                continue  # bins differ from the first run's: counts cannot be pooled bin by bin
+            totals[layer, epoch] = totals.get((layer, epoch), 0) + np.asarray(h["counts"][i], float)
+        fractions = {key: counts / max(counts.sum(), 1.0) for key, counts in totals.items()}
+        layers = [layer for layer in layers if layer in edges]
+        return cls(
+            label,
+            kind,
+            layers,
+            epochs,
+            edges,
+            fractions,
+            len({h["run_id"][i] for i in rows}),
+            results.colors[label],
+            _output_layer(results, [label]),
+        )
+
+    from_store = from_results
+
+    def plot(self, ax: Any = None) -> LayerHistogramGridDisplay:
+        rows, columns = len(self.layers), len(self.epochs)
+        with style():
+            if ax is None:
+                figure, grid = _panels(
+                    None, rows * columns, columns=columns, size=(1.5, 1.15), sharex="row", sharey="row"
+                )[:2]
+            else:
+                figure, grid, _ = _panels(ax, rows * columns, columns=columns, size=(1.5, 1.15))
+            for r, layer in enumerate(self.layers):
+                edges = self.edges[layer]
+                used = np.zeros(len(edges) - 1, bool)
+                for c, epoch in enumerate(self.epochs):
+                    ax_ = grid[r * columns + c]
+                    values = self.fractions.get((layer, epoch))
+                    if values is not None:
+                        ax_.stairs(values, edges, fill=True, facecolor=(self.color, 0.35), edgecolor=self.color, lw=0.9)
+                        used |= values > 0
+                    else:
+                        ax_.text(0.5, 0.5, "no data", transform=ax_.transAxes, ha="center", va="center", color="0.5")
+                    ax_.tick_params(labelsize=7)
+                    ax_.grid(False)
+                    if r == 0:
+                        ax_.set_title(f"epoch {epoch}" + (" (init)" if epoch == 0 else ""))
+                    if c == 0:
+                        ax_.set_ylabel(f"{_title_layer(layer, self.output_layer)}\nfraction", fontsize=8)
+                    if r == rows - 1 and ax is not None:
+                        ax_.set_xlabel(_HISTOGRAM_SHORT.get(self.kind, mpl_text(self.kind)), fontsize=8)
+                self._limits(grid[r * columns : (r + 1) * columns], edges, used)
+            if ax is None:
+                figure.supxlabel(_HISTOGRAM_AXES.get(self.kind, mpl_text(self.kind)), fontsize=9)
+                kind = _HISTOGRAM_TITLES.get(self.kind, mpl_text(self.kind))
+                runs = f"{self.runs} run{'s' if self.runs != 1 else ''}"
+                figure.suptitle(f"{mpl_text(self.label)}\n{kind} histograms, {runs} pooled", fontsize=9)
+        self.figure_, self.axes_, self.ax_ = figure, np.asarray(grid, dtype=object).reshape(rows, columns), grid[0]
+        return self
+
+    def _limits(self, row: list[Any], edges: np.ndarray, used: np.ndarray) -> None:
+        from matplotlib.ticker import NullLocator
+
+        low, high = edges[0], edges[-1]
+        if self.kind != "activation" and used.any():  # zoom on where the mass is
+            first, last = np.flatnonzero(used)[[0, -1]]
+            low, high = edges[max(first - 1, 0)], edges[min(last + 2, len(edges) - 1)]
+        for ax_ in row:
+            if self.kind == "backprop":
+                positive = np.abs(edges[edges != 0])
+                threshold = float(positive.min()) if positive.size else 1e-9
+                ax_.set_xscale("symlog", linthresh=threshold, linscale=0.5)
+                ticks = [0.0]
+                for end, sign in ((low, -1.0), (high, 1.0)):
+                    if abs(end) > threshold * 10:
+                        ticks.append(sign * 10.0 ** math.floor(math.log10(abs(end))))
+                ax_.set_xticks(sorted(ticks))
+                ax_.xaxis.set_minor_locator(NullLocator())
+            ax_.set_xlim(low, high)
+
+
+@dataclass
+class GradientVarianceByDepthDisplay:
+    """Variance of back-propagated gradients against depth, one line per configuration, log scale.
+
+    Lines are geometric means over seeds with a +-1 std band of log10; theory predictions, when
+    given, are dashed with open markers in the configuration's colour. Any positive per-layer
+    statistic works: ``weight_grad_variance``, or the forward pass's ``preactivation_variance``
+    and ``activation_variance`` (squares of the stored ``*_std``).
+    """
+
+    statistic: str
+    epoch: int
+    bands: Mapping[str, Band]
+    theory: Mapping[str, tuple[Sequence[float], Sequence[float]]] = field(default_factory=dict)
+    colors: Mapping[str, str] = field(default_factory=dict)
+    output_layer: str | None = None
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Results | Store | str | Path,
+        statistic: str = "backprop_variance",
+        *,
+        epoch: int | None = None,
+        labels: Iterable[str] | None = None,
+        theory: Mapping[Any, Mapping[str, Any]] | None = None,
+        include_diverged: bool = False,
+    ) -> GradientVarianceByDepthDisplay:
+        """At ``epoch`` (default: the first stored, 0 being initialization)."""
+        results = _results(results)
+        labels = _chosen(results, labels)
+        layers = results.layers(statistic)
+        if not layers:
+            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values")
+        if epoch is None:
+            epoch = min(
+                e
+                for layer in layers
+                for runs in [results.series(statistic, layer)]
+                for epochs in runs.values()
+                for e, v in epochs.items()
+                if math.isfinite(v)
+            )
+        numeric = [layer for layer in layers if layer.isdigit()]
+        bands = {}
+        for label in labels:
+            ids = results.run_ids(label, include_diverged=include_diverged)
+            curves = [
+                {int(layer): results.series(statistic, layer).get(r, {}).get(epoch, math.nan) for layer in numeric}
+                for r in ids
+            ]
+            band = Band.over(curves, geometric=True)
+            if band is not None:
+                bands[label] = band
+        if not bands:
+            raise InitlabError(f"no positive '{statistic}' values at epoch {epoch}")
+        predicted = {}
+        for label, stats in theory_by_label(theory, results).items():
+            values = {int(k): v for k, v in stats.get(statistic, {}).items() if k.isdigit() and v > 0}
+            if values and label in labels:
+                predicted[label] = (sorted(values), [values[k] for k in sorted(values)])
+        return cls(
+            statistic,
+            int(epoch),
+            bands,
+            predicted,
+            {k: results.colors[k] for k in labels},
+            _output_layer(results, labels),
+        )
+
+    from_store = from_results
+
+    def plot(self, ax: Any = None) -> GradientVarianceByDepthDisplay:
+        labels = list(dict.fromkeys([*self.bands, *self.theory]))
+        color = {label: self.colors.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
+        with style():
+            figure, (ax_,), created = _panels(ax, 1, columns=1, size=(4.6, 3.0))
+            for label, band in self.bands.items():
+                ax_.plot(band.x, band.center, "-o", color=color[label], ms=3.5)
+                ax_.fill_between(band.x, band.low, band.high, color=color[label], alpha=0.18, lw=0)
+            for label, (x, y) in self.theory.items():
+                ax_.plot(x, y, "--", color=color[label], marker="s", mfc="white", ms=4.5, lw=1.1)
+            ax_.set_yscale("log")
+            values = [v for band in self.bands.values() for v in (*band.low, *band.high) if v > 0]
+            values += [v for _, y in self.theory.values() for v in y]
+            if values and math.log10(max(values) / min(values)) < 2:  # few decades: label 2 and 5 too
+                from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
+                ax_.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                every = LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(math.inf, math.inf))
+                ax_.yaxis.set_major_formatter(every)
+            layers = sorted({int(x) for band in self.bands.values() for x in band.x})
+            ax_.set_xticks(layers, [f"{x}\n(output)" if str(x) == self.output_layer else str(x) for x in layers])
+            ax_.set_xlabel("layer (1 = first hidden layer)")
+            ax_.set_ylabel(_AXIS_LABELS.get(self.statistic) or mpl_text(self.statistic))
+            ax_.set_title(f"epoch {self.epoch}" + (" (at initialization)" if self.epoch == 0 else ""))
+            entries = [(label, {"color": color[label], "marker": "o", "ms": 3.5}) for label in self.bands]
+            key = (
+                [
+                    ("measured", {"color": "0.3", "marker": "o", "ms": 3.5}),
+                    ("theory", {"color": "0.3", "ls": "--", "marker": "s", "mfc": "white"}),
+                ]
+                if self.theory
+                else []
+            )
+            _legend(figure, [ax_], entries, created, key)
+        self.figure_, self.ax_ = figure, ax_
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Summary table
+
+
+def _final(epochs: Mapping[int, float]) -> float:
+    return epochs[max(epochs)] if epochs else math.nan
+
+
+@dataclass
+class SummaryTable:
+    """Final validation accuracy and loss per configuration, mean +- std over seeds, best first.
+
+    ``rows`` are dicts with ``label, seeds, diverged, unfinished, val_accuracy_mean,
+    val_accuracy_std, val_loss_mean, val_loss_std, color``; statistics are ``None`` when no
+    finished seed has a finite value (std: fewer than two). Diverged runs are counted, not averaged.
+    """
+
+    rows: list[dict[str, Any]]
+
+    @classmethod
+    def from_results(cls, results: Results | Store | str | Path) -> SummaryTable:
+        results = _results(results)
+        accuracy, loss = results.series("val_accuracy"), results.series("val_loss")
+        rows = []
+        for label in results.order:
+            members = [r for r, lab in results.labels.items() if lab == label]
+            finals, diverged = {}, 0
+            for run_id in members:
+                status = results.status[run_id]
+                diverged += status == "diverged"
+                if status != "done":
+                    continue
+                pair = (_final(accuracy.get(run_id, {})), _final(loss.get(run_id, {})))
+                stored = [v for v, series in zip(pair, (accuracy, loss)) if run_id in series]
+                if not all(math.isfinite(v) for v in stored):  # "done" yet non-finite: diverged at the end
+                    diverged += 1
+                    continue
+                finals[run_id] = pair
+            row: dict[str, Any] = {
+                "label": label,
+                "seeds": len(finals),
+                "diverged": diverged,
+                "unfinished": sum(results.status[r] not in ("done", "diverged") for r in members),
+                "color": results.colors[label],
+            }
+            for index, name in enumerate(("val_accuracy", "val_loss")):
+                values = np.array([pair[index] for pair in finals.values()], float)
+                values = values[np.isfinite(values)]
+                row[f"{name}_mean"] = float(values.mean()) if values.size else None
+                row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else None
+            rows.append(row)
+
+        def rank(row: dict[str, Any]) -> tuple[float, float]:
+            acc, lss = row["val_accuracy_mean"], row["val_loss_mean"]
+            return (-acc if acc is not None else math.inf, lss if lss is not None else math.inf)
+
+        return cls(sorted(rows, key=rank))
+
+    from_store = from_results
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Columns for ``pandas.DataFrame``."""
+        keys = list(dict.fromkeys(key for row in self.rows for key in row))
+        return {key: [row.get(key) for row in self.rows] for key in keys}
+
+    def to_html(self) -> str:
+        """An HTML ``<table>``, every label escaped."""
+        from html import escape
+
+        def cell(mean: float | None, std: float | None) -> str:
+            if mean is None:
+                return "—"
+            return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+        unfinished = any(row["unfinished"] for row in self.rows)
+        head = ["#", "configuration", "seeds", "diverged"] + (["unfinished"] if unfinished else [])
+        head += ["final val. accuracy", "final val. loss"]
+        lines = [
+            '<table class="summary">',
+            "<thead><tr>"
+            + "".join(f'<th{" class=num" if i != 1 else ""}>{h}</th>' for i, h in enumerate(head))
+            + "</tr></thead>",
+            "<tbody>",
+        ]
+        for rank, row in enumerate(self.rows, start=1):
+            swatch = f'<span class="swatch" style="background:{escape(row["color"])}"></span>'
+            cells = [str(rank), swatch + escape(row["label"]), str(row["seeds"]), str(row["diverged"])]
+            cells += [str(row["unfinished"])] if unfinished else []
+            cells += [
+                cell(row["val_accuracy_mean"], row["val_accuracy_std"]),
+                cell(row["val_loss_mean"], row["val_loss_std"]),
+            ]
+            lines.append(
+                "<tr>" + "".join(f'<td{" class=num" if i != 1 else ""}>{c}</td>' for i, c in enumerate(cells)) + "</tr>"
+            )
+        lines += ["</tbody>", "</table>"]
+        return "\n".join(lines)

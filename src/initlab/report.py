@@ -1,0 +1,425 @@
+"""One self-contained HTML report of a results store, for reading, sharing or a paper's appendix.
+
+The report is a single file: CSS inline, figures inline as base64 PNG, no external resource,
+so it opens offline and survives being mailed. It reads the store only (never re-runs), shows
+only the sections for which the store holds data, and escapes every text that comes from a
+config, a store or the caller. Conclusions are the caller's words (``notes``), never generated.
+
+Example:
+    >>> build_report("sweep.sqlite", "report/", title="Glorot vs. He on MNIST",
+    ...              notes="Glorot uniform trains fastest with sigmoid units.")
+    PosixPath('report/report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from initlab.errors import InitlabError
+from initlab.figures import (
+    HISTOGRAM_KINDS,
+    GradientVarianceByDepthDisplay,
+    LayerHistogramGridDisplay,
+    Results,
+    SaturationOverEpochsDisplay,
+    SeedBandCurvesDisplay,
+    SummaryTable,
+    style,
+    theory_by_label,
+)
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+_FRACTIONS = (
+    (
+        "saturation_fraction",
+        "Saturation over training",
+        "Fraction of each layer's outputs in the saturated zones of its activation on the fixed probe batch.",
+    ),
+    (
+        "dead_fraction",
+        "Dead units over training",
+        "Fraction of each layer's units whose output is zero for every sample of the probe batch.",
+    ),
+)
+_VARIANCES = (
+    ("preactivation_variance", "pre-activations z (forward pass)"),
+    ("backprop_variance", "∂L/∂z, the back-propagated gradient"),
+    ("weight_grad_variance", "∂L/∂W, the weight gradient"),
+)
+_KIND_NAMES = {"activation": "activations", "preactivation": "pre-activations", "backprop": "back-propagated gradients"}
+_KIND_TEXT = {
+    "activation": "activation values (layer outputs)",
+    "preactivation": "pre-activation values",
+    "backprop": "back-propagated gradients ∂L/∂z (symmetric log axis)",
+}
+
+
+def write_figure(display: Any, path: str | Path, *, dpi: int = 200) -> Path:
+    """Write a display's figure (drawn first if needed) to PNG, SVG or PDF, chosen by extension.
+
+    Returns:
+        the path written.
+    """
+    path = Path(path)
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in FIGURE_FORMATS:
+        raise InitlabError(f"cannot write a figure as '{path.suffix or path.name}': use .png, .svg or .pdf")
+    figure = getattr(display, "figure_", None) or display.plot().figure_
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with style():
+        figure.savefig(path, format=extension, dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def _png(figure: Any, dpi: int) -> tuple[str, int, int]:
+    """The figure as base64 PNG with its size in pixels; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    with style():
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05, facecolor="white")
+    plt.close(figure)
+    data = buffer.getvalue()
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+    return base64.b64encode(data).decode("ascii"), width, height
+
+
+def _load_theory(theory: Mapping[Any, Any] | str | Path | None) -> Mapping[Any, Any] | None:
+    if theory is None or isinstance(theory, Mapping):
+        return theory
+    try:
+        return json.loads(Path(theory).read_text())
+    except (OSError, ValueError) as error:
+        raise InitlabError(f"cannot read theory predictions from {theory}: {error}") from None
+
+
+def _paragraphs(notes: str | Sequence[str] | None) -> list[str]:
+    if notes is None:
+        return []
+    if isinstance(notes, str):
+        notes = notes.replace("\r\n", "\n").split("\n\n")
+    return [" ".join(str(note).split()) for note in notes if str(note).strip()]
+
+
+class _Document:
+    """Sections and numbered figures of the report, as escaped HTML."""
+
+    def __init__(self, dpi: int) -> None:
+        self.dpi = dpi
+        self.sections: list[tuple[str, str, list[str]]] = []
+        self.figures = 0
+
+    def section(self, anchor: str, title: str, *parts: str) -> list[str]:
+        body = list(parts)
+        self.sections.append((anchor, title, body))
+        return body
+
+    def figure(self, make: Callable[[], Any], caption: str, alt: str) -> str:
+        """A numbered figure; a display that cannot be drawn leaves a note, not a broken report."""
+        try:
+            display = make()
+        except InitlabError as error:
+            return f'<p class="missing">Not drawn: {escape(str(error))}</p>'
+        data, width, height = _png(display.plot().figure_, self.dpi)
+        self.figures += 1
+        scale = 1.25 * 96 / self.dpi  # CSS pixels per image pixel: a 9 pt label reads as 15 px text
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" width="{round(width * scale)}" '
+            f'height="{round(height * scale)}" alt="{escape(alt)}">'
+            f"<figcaption><b>Figure {self.figures}.</b> {caption}</figcaption></figure>"
+        )
+
+
+def _fmt_seconds(timings: Mapping[str, Any] | None) -> str:
+    items = [f"{escape(str(k))} {v:.2f}" for k, v in (timings or {}).items() if isinstance(v, (int, float))]
+    return "<br>".join(items) or "—"
+
+
+def _fmt_versions(versions: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{escape(str(k))}&nbsp;{escape(str(v))}" for k, v in (versions or {}).items()) or "—"
+
+
+def _runs_section(results: Results) -> str:
+    configs = [run["config"] or {} for run in results.runs]
+    fields = list(dict.fromkeys(name for config in configs for name in config if name != "seed"))
+    common = [name for name in fields if len({json.dumps(c.get(name), sort_keys=True) for c in configs}) == 1]
+    parts = []
+    if common:
+        rows = "".join(
+            f"<tr><th>{escape(name)}</th><td><code>{escape(json.dumps(configs[0].get(name)))}</code></td></tr>"
+            for name in common
+        )
+        parts.append("<p>Fields shared by every run:</p>" f'<table class="kv">{rows}</table>')
+    epochs = {
+        run_id: max((e for s in ("loss", "val_loss") for e in results.series(s).get(run_id, {})), default=None)
+        for run_id in results.labels
+    }
+    body = []
+    for run in results.runs:
+        config = run["config"] or {}
+        status = escape(str(run["status"]))
+        if run.get("diverged_epoch") is not None:
+            status += f"<br>at epoch {int(run['diverged_epoch'])}"
+        if run.get("error"):
+            status += f'<br><span class="error">{escape(str(run["error"]))}</span>'
+        run_id, last_epoch = run["run_id"], epochs[run["run_id"]]
+        body.append(
+            f'<tr><td class="num">{int(run_id)}</td><td>{escape(results.labels[run_id])}</td>'
+            f'<td class="num">{escape(str(config.get("seed", "—")))}</td><td>{status}</td>'
+            f'<td class="num">{"—" if last_epoch is None else int(last_epoch)}</td>'
+            f'<td class="num">{_fmt_seconds(run.get("timings"))}</td><td>{_fmt_versions(run.get("versions"))}</td>'
+            '</tr><tr class="config"><td></td><td colspan="6">config '
+            f"<code>{escape(json.dumps(config, sort_keys=True))}</code></td></tr>"
+        )
+    parts.append(
+        f"<details><summary>All {len(results.runs)} runs: full configuration, seed, status, timings and "
+        'library versions</summary><div class="scroll"><table class="runs"><thead><tr>'
+        '<th class="num">run</th><th>configuration</th><th class="num">seed</th><th>status</th>'
+        '<th class="num">epochs</th><th class="num">seconds</th><th>library versions</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div></details>"
+    )
+    return "".join(parts)
+
+
+def build_report(
+    store_path: str | Path,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    theory: Mapping[Any, Mapping[str, Any]] | str | Path | None = None,
+    notes: str | Sequence[str] | None = None,
+    histogram_kinds: Iterable[str] = HISTOGRAM_KINDS,
+    histogram_epochs: Iterable[int] | None = None,
+    dpi: int = 150,
+) -> Path:
+    """Write ``out_dir/report.html``: one self-contained page of a store's results.
+
+    Args:
+        store_path: the SQLite results store (read only).
+        out_dir: folder of the report (created).
+        title: the page title (default: from the store's file name).
+        theory: predictions to draw beside measurements: ``{run id or configuration label:
+            {statistic: {layer: value} or [value per layer from 1]}}``, or a JSON file of it.
+            Drawn for ``preactivation_variance``, ``backprop_variance``, ``weight_grad_variance``
+            (by depth) and ``saturation_fraction``, ``dead_fraction`` (at epoch 0).
+        notes: the conclusions, in the caller's words (a string, blank lines between
+            paragraphs, or a list of paragraphs); no section when ``None``.
+        histogram_kinds: histogram kinds to show (one grid per kind and configuration).
+        histogram_epochs: epochs of the histogram grids (default: up to 5, spread evenly).
+        dpi: resolution of the inline PNG figures.
+
+    Returns:
+        the path of ``report.html``.
+    """
+    store_path = Path(store_path)
+    results = Results.from_store(store_path, histogram_kinds=list(histogram_kinds))
+    theory = _load_theory(theory)
+    theory_by_label(theory, results)  # unknown runs or labels fail here, before any drawing
+    title = title or f"initlab report: {store_path.name}"
+    doc = _Document(dpi)
+    labels, shown = results.order, []
+
+    if results.runs:
+        summary = SummaryTable.from_results(results)
+        doc.section(
+            "summary",
+            "Summary",
+            summary.to_html(),
+            (
+                '<p class="note">Configurations ranked by mean final validation accuracy (then loss); mean ± sample '
+                "standard deviation over the seeds that finished without diverging. Diverged runs are counted, not "
+                "averaged.</p>"
+            ),
+        )
+        shown.append("the final validation accuracy and loss of each configuration")
+
+    if any(results.has(name, layer_level=False) for name in ("loss", "accuracy", "val_loss", "val_accuracy")):
+        doc.section(
+            "learning-curves",
+            "Learning curves",
+            doc.figure(
+                lambda: SeedBandCurvesDisplay.from_results(results),
+                "Training (dashed) and validation (solid) loss and accuracy per epoch. Lines: mean over seeds; "
+                "bands: ± one standard deviation; <i>n</i>: seeds. Diverged runs are left out.",
+                "learning curves",
+            ),
+        )
+        shown.append("learning curves")
+
+    for statistic, heading, meaning in _FRACTIONS:
+        if results.has(statistic):
+            doc.section(
+                statistic.replace("_", "-"),
+                heading,
+                doc.figure(
+                    lambda statistic=statistic: SaturationOverEpochsDisplay.from_results(
+                        results, statistic, theory=theory
+                    ),
+                    f"{meaning} One panel per layer; epoch 0 is the network at initialization. Lines: mean over "
+                    "seeds; bands: ± one standard deviation; open diamonds: theory, when supplied. Layers without "
+                    "finite values (the measure does not apply) are left out.",
+                    heading.lower(),
+                ),
+            )
+            shown.append(heading.lower())
+
+    kinds = [kind for kind in results.histogram_kinds() if kind in set(histogram_kinds)]
+    if kinds:
+        body = doc.section("histograms", "Histograms by layer and epoch")
+        body.append(
+            '<p class="note">Distributions on the fixed probe batch, pooled over each configuration\'s '
+            "seeds, as in Glorot &amp; Bengio (2010): a row per layer, a column per epoch.</p>"
+        )
+        stored = set(zip(results.histograms["kind"], results.histograms["run_id"]))
+        for kind in kinds:
+            for label in labels:
+                if not any((kind, run_id) in stored for run_id in results.run_ids(label)):
+                    continue
+                body.append(
+                    doc.figure(
+                        lambda kind=kind, label=label: LayerHistogramGridDisplay.from_results(
+                            results, label, kind, epochs=histogram_epochs
+                        ),
+                        f"Histograms of {_KIND_TEXT.get(kind, escape(kind))} for <i>{escape(label)}</i>; "
+                        "y: fraction of entries per bin.",
+                        f"{kind} histograms of {label}",
+                    )
+                )
+        shown.append("histograms of " + ", ".join(_KIND_NAMES.get(kind, kind) for kind in kinds))
+
+    variances = [(name, meaning) for name, meaning in _VARIANCES if results.has(name)]
+    if variances:
+        body = doc.section("variance-by-depth", "Variance by depth")
+        for name, meaning in variances:
+            body.append(
+                doc.figure(
+                    lambda name=name: GradientVarianceByDepthDisplay.from_results(results, name, theory=theory),
+                    f"Variance of {meaning}, per layer, at the first probed epoch (0: initialization). Lines: "
+                    "geometric mean over seeds; bands: ± one standard deviation of log<sub>10</sub>; dashed with "
+                    "open squares: theory, when supplied.",
+                    f"{name} by layer",
+                )
+            )
+        shown.append("variance by depth")
+
+    paragraphs = _paragraphs(notes)
+    if paragraphs:
+        doc.section(
+            "conclusions",
+            "Conclusions",
+            '<p class="note">Written by the author of this report; not derived automatically.</p>',
+            *(f"<p>{escape(p)}</p>" for p in paragraphs),
+        )
+
+    if results.runs:
+        doc.section("runs", "Runs and reproducibility", _runs_section(results))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.html"
+    path.write_text(_page(title, store_path, results, doc, shown), encoding="utf-8")
+    return path
+
+
+def _page(title: str, store_path: Path, results: Results, doc: _Document, shown: list[str]) -> str:
+    from initlab import __version__
+
+    finished = sum(status in ("done", "diverged") for status in results.status.values())
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if results.runs:
+        intro = (
+            f"This report reads the results store <code>{escape(store_path.name)}</code>: {len(results.runs)} runs "
+            f"({finished} finished) in {len(results.order)} configuration{'s' if len(results.order) != 1 else ''}, "
+            "a configuration being the runs whose settings differ only in the random seed. It shows "
+            f"{escape(', '.join(shown[:-1]) + (' and ' if len(shown) > 1 else '') + shown[-1])}. Every number is read "
+            "from the store; nothing is re-run. Each configuration keeps one colour throughout; the last section "
+            "lists every run's full configuration and library versions, so that any number can be reproduced."
+        )
+    else:
+        intro = f"The results store <code>{escape(store_path.name)}</code> holds no runs yet."
+    toc = "".join(f'<li><a href="#{anchor}">{escape(heading)}</a></li>' for anchor, heading, _ in doc.sections)
+    sections = "".join(
+        f'<section id="{anchor}"><h2>{number}. {escape(heading)}</h2>{"".join(body)}</section>'
+        for number, (anchor, heading, body) in enumerate(doc.sections, start=1)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="initlab {escape(__version__)}">
+<title>{escape(title)}</title>
+<link rel="icon" href="data:,">
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>{escape(title)}</h1>
+<p class="meta">initlab {escape(__version__)} · generated {when} · store <code>{escape(str(store_path))}</code></p>
+</header>
+<p class="lead">{intro}</p>
+{f'<nav class="toc"><ol>{toc}</ol></nav>' if len(doc.sections) > 2 else ""}
+{sections}
+</main>
+<script>
+window.addEventListener("beforeprint", function () {{
+  document.querySelectorAll("details").forEach(function (d) {{ d.open = true; }});
+}});
+</script>
+</body>
+</html>
+"""
+
+
+_CSS = """
+:root{--ink:#1b1b1b;--muted:#5c6166;--rule:#d5d7da;--accent:#0072B2;--sans:system-ui,-apple-system,"Segoe UI",
+"Helvetica Neue","DejaVu Sans",Arial,sans-serif;--mono:ui-monospace,"SFMono-Regular",Menlo,"DejaVu Sans Mono",monospace}
+*{box-sizing:border-box}
+html{background:#fff}
+body{margin:0;color:var(--ink);
+font:16px/1.6 Charter,"Bitstream Charter","Source Serif Pro",Georgia,"DejaVu Serif",serif}
+main{max-width:940px;margin:0 auto;padding:48px 32px 96px}
+h1{font:650 28px/1.25 var(--sans);letter-spacing:-.01em;margin:0 0 6px}
+h2{font:600 19px/1.3 var(--sans);margin:52px 0 14px;padding-bottom:6px;border-bottom:1px solid var(--rule)}
+.meta{font:13px/1.5 var(--sans);color:var(--muted);margin:0 0 24px}
+.lead{margin:0 0 18px}
+code{font:0.86em var(--mono);background:#f3f4f6;padding:1px 4px;border-radius:3px;word-break:break-all}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+nav.toc{font:14px/1.7 var(--sans);border-left:3px solid var(--rule);padding:2px 0 2px 16px;margin:22px 0 8px}
+nav.toc ol{margin:0;padding-left:20px;columns:2}
+figure{margin:22px 0 34px}
+figure img{display:block;max-width:100%;height:auto;margin:0 auto}
+figcaption{font:14px/1.5 var(--sans);color:#333;max-width:760px;margin:10px auto 0}
+p.note{font:14px/1.5 var(--sans);color:var(--muted)}
+p.missing{font:14px/1.5 var(--sans);color:#8a4b00;background:#fff6e5;padding:6px 10px;border-radius:4px}
+table{border-collapse:collapse;font:14px/1.45 var(--sans);font-variant-numeric:tabular-nums}
+th,td{padding:5px 12px;text-align:left;vertical-align:top}
+th.num,td.num{text-align:right;white-space:nowrap}
+table.summary{border-top:2px solid #222;border-bottom:2px solid #222;margin:6px 0 4px}
+table.summary thead th{border-bottom:1px solid #222;font-weight:600}
+table.summary tbody tr:nth-child(odd){background:#fafafa}
+table.kv{font-size:13px;margin:6px 0 18px}table.kv th{font-weight:500;color:var(--muted)}
+table.kv td,table.kv th{padding:2px 12px 2px 0}
+.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:8px;vertical-align:-1px}
+details{border:1px solid var(--rule);border-radius:6px;padding:10px 14px;margin:12px 0}
+summary{cursor:pointer;font:600 14px/1.5 var(--sans)}
+details[open] summary{margin-bottom:10px}
+.scroll{overflow-x:auto}
+table.runs{font-size:12.5px}
+table.runs thead th{border-bottom:1px solid #222;position:sticky;top:0;background:#fff}
+table.runs tbody tr.config{border-bottom:1px solid #eceef0}
+table.runs tr.config td{padding-top:0;color:var(--muted);font-size:11.5px}
+table.runs tr.config code{font-size:11px;background:none;padding:0;word-break:break-word;color:var(--ink)}
+.error{color:#b00020}
+@media print{main{max-width:none;padding:0}h2{break-after:avoid}figure,tr{break-inside:avoid}
+details{border:none;padding:0}}
+"""

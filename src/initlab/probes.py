@@ -126,7 +126,7 @@ def _histogram(values: Any, edges: np.ndarray) -> Any:
     """Counts on fixed ``edges``, outside values in the end bins, NaNs dropped."""
     values = values.reshape(-1)
     bins = len(edges) - 1
-    index = jnp.clip(jnp.searchsorted(jnp.asarray(edges), values, side="right") - 1, 0, bins - 1)
+    index = jnp.clip(jnp.searchsorted(jnp.asarray(edges), values, side="right", method="compare_all") - 1, 0, bins - 1)
     return jnp.bincount(index, weights=(~jnp.isnan(values)).astype(jnp.int32), length=bins)
 
 

@@ -167,7 +167,10 @@ def layout(configs: Sequence[TrainConfig], devices: int = 1) -> Layout:
     seeds = list(rows)
     shard_axis = None
     if devices > 1 and len(configs) > 1:
-        if len(slots) >= devices or len(slots) >= width:
+        # Split the axis that needs the fewer padding slots (rows ties win: no data replication).
+        row_padding = (-len(slots) % devices) * width
+        column_padding = (-width % devices) * len(slots)
+        if len(slots) >= devices and row_padding <= column_padding or width < devices:
             shard_axis = 0
             while len(slots) % devices:
                 slots.append(slots[-1])

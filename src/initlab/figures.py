@@ -394,6 +394,8 @@ def _legend(figure: Any, axes: list[Any], entries: Entries, created: bool, key: 
         # matplotlib fills a legend column by column; this order reads row by row, as in the other figures
         order = [r * columns + c for c in range(columns) for r in range(rows) if r * columns + c < len(labels)]
         handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+        # Grow the figure by the legend's rows, so that many configurations do not squash the axes.
+        figure.set_figheight(figure.get_figheight() + 0.19 * rows)
         figure.legend(handles, labels, loc="outside lower center", ncol=columns, frameon=False)
     else:
         axes[-1].legend(handles, labels, loc="best", frameon=False)

@@ -58,7 +58,7 @@ class Plan:
 
 def plan(seeds: Sequence[int] = (0, 1, 2), epochs: int = 20) -> Plan:
     """The Part B panel and the ablation, as configs and labels (shared runs appear once)."""
-    base = TrainConfig(epochs=epochs, probe_every=1)
+    base = TrainConfig(epochs=epochs, probe_every=1, kernel_initializer=TUTORIAL_INIT)
     configs: list[TrainConfig] = []
     labels: list[str] = []
 

@@ -596,6 +596,46 @@ def propagate(
 
 @app.command()
 @user_errors
+def isometry(
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initializer spec; repeat to compare.")] = None,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 10,
+    width: Annotated[int, typer.Option(help="Units per layer.")] = 256,
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "linear",
+    samples: Annotated[int, typer.Option(help="Input vectors (one Jacobian each).")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Histogram of singular values to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dynamical isometry: singular values of the input-output Jacobian at initialization."""
+    import numpy as np
+
+    from initlab.propagation import IsometryDisplay, jacobian_singular_values
+
+    results = [
+        jacobian_singular_values(spec, depth=depth, width=width, activation=activation, samples=samples, seed=seed)
+        for spec in (init or ["orthogonal", "random_normal(stddev=0.0625)"])
+    ]
+    if plot is not None:
+        from initlab.plots import save
+
+        save(IsometryDisplay.from_results(*results).plot().figure_, plot)
+    if as_json:
+        emit_json([result.to_dict() for result in results])
+        return
+    table = Table(title=f"Jacobian singular values, {activation}, depth {depth}, width {width}", title_justify="left")
+    for column in ("initializer", "min", "median", "max", "mean square", "spread"):
+        table.add_column(column, justify="left" if column == "initializer" else "right")
+    for result in results:
+        values = result.singular_values.ravel()
+        table.add_row(escape(result.initializer), f"{values.min():.4g}", f"{float(np.median(values)):.4g}",
+                      f"{values.max():.4g}", f"{result.mean_squared:.4g}", f"{result.spread:.4g}")
+    console.print(table)
+    if plot is not None:
+        console.print(f"histogram written to {plot}")
+
+
+@app.command()
+@user_errors
 def theory(
     activation: Annotated[str, typer.Option(help="Activation spec.")] = "tanh",
     sigma_w2: Annotated[Optional[float], typer.Option("--sigma-w2", help="Weight variance x fan-in.")] = None,

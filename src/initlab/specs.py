@@ -38,8 +38,11 @@ def _literal(node: ast.expr, text: str) -> Any:
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, RecursionError, MemoryError):
+        argument = ast.get_source_segment(text, node) or "?"
+        if len(argument) > 60:
+            argument = argument[:57] + "..."
         raise InitlabError(
-            f"malformed spec '{text}': argument '{ast.unparse(node)}' is not a literal (numbers, strings, booleans only)"
+            f"malformed spec '{text[:200]}': argument '{argument}' is not a literal (numbers, strings, booleans only)"
         ) from None
 
 

@@ -29,7 +29,12 @@ import numpy as np
 from initlab.errors import InitlabError, unknown
 from initlab.store import Store
 
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999")
+PALETTE = (
+    # Okabe & Ito's colour-blind-safe eight first, then distinct darker and lighter tones.
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999",
+    "#882255", "#117733", "#332288", "#AA4499", "#44AA99", "#999933", "#661100", "#6699CC",
+    "#DDCC77", "#88CCEE", "#AA4466", "#4477AA",
+)
 """Okabe & Ito's colour-blind-safe colours (yellow left out: it vanishes on white)."""
 HISTOGRAM_KINDS = ("activation", "preactivation", "backprop")
 LEARNING_METRICS = ("loss", "accuracy")

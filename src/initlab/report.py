@@ -25,6 +25,7 @@ from typing import Any
 
 from initlab.errors import InitlabError
 from initlab.figures import (
+    PALETTE,
     HISTOGRAM_KINDS,
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
@@ -340,8 +341,10 @@ def _page(title: str, store_path: Path, results: Results, doc: _Document, shown:
             f"({finished} finished) in {len(results.order)} configuration{'s' if len(results.order) != 1 else ''}, "
             "a configuration being the runs whose settings differ only in the random seed. It shows "
             f"{escape(', '.join(shown[:-1]) + (' and ' if len(shown) > 1 else '') + shown[-1])}. Every number is read "
-            "from the store; nothing is re-run. Each configuration keeps one colour throughout; the last section "
-            "lists every run's full configuration and library versions, so that any number can be reproduced."
+            "from the store; nothing is re-run. "
+            + ("Each configuration keeps one colour throughout; " if len(results.order) <= len(PALETTE) else "")
+            + "the last section lists every run's full configuration and library versions, so that any number "
+            "can be reproduced."
         )
     else:
         intro = f"The results store <code>{escape(store_path.name)}</code> holds no runs yet."

@@ -161,8 +161,9 @@ def conclusions(part_a_rows: Sequence[dict[str, Any]], accuracies: dict[str, np.
         gain = ablation[best_change] - means[tutorial]
         notes.append(
             f"What moves the number: among the initializers other than RandomNormal(stddev=1.0), final accuracy spans "
-            f"{spread_init:.1%} (min to max of the means); changing the loss or learning rate with the tutorial's "
-            f"initializer moves it by up to {gain:+.1%} ({best_change}: {_describe(accuracies[best_change])})."
+            f"{100 * spread_init:.1f} percentage points (min to max of the means); changing the loss or learning rate "
+            f"with the tutorial's initializer moves it by up to {100 * gain:+.1f} points ({best_change}: "
+            f"{_describe(accuracies[best_change])})."
         )
         if gain > 2 * spread_init:
             notes.append(

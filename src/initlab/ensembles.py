@@ -249,7 +249,10 @@ def train_ensemble(
 
     loaded = time.perf_counter()
     programs = {probed: program(probed) for probed in Probing.variants(first)}
-    grid_probes = probing.initial(params, vmaps=2)
+    grid_probes = []
+    if probing.probe is not None:
+        grid_probe = jax.jit(jax.vmap(jax.vmap(probing.probe, in_axes=(0, None, None)), in_axes=(0, None, None)))
+        grid_probes.append((0, jax.tree.map(np.asarray, grid_probe(params, *probing.batch))))
     ready = time.perf_counter()
 
     count = len(configs)

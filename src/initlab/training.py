@@ -251,14 +251,8 @@ class Probing:
         """Which epoch programs are needed: with probes, without, or both."""
         return sorted({config.probes_at(epoch) for epoch in range(1, config.epochs + 1)})
 
-    def initial(self, params: Any, vmaps: int = 0) -> list[tuple[int, dict[str, np.ndarray]]]:
-        """The probes at initialization (epoch 0), or an empty list when off.
-
-        ``vmaps``: how many leading model axes ``params`` has (an ensemble's grid has two).
-        """
+    def initial(self, params: Any) -> list[tuple[int, dict[str, np.ndarray]]]:
+        """The probes at initialization (epoch 0), or an empty list when off."""
         if self.probe is None:
             return []
-        probe = self.probe
-        for _ in range(vmaps):
-            probe = jax.vmap(probe, in_axes=(0, None, None))
-        return [(0, jax.tree.map(np.asarray, jax.jit(probe)(params, *self.batch)))]
+        return [(0, jax.tree.map(np.asarray, jax.jit(self.probe)(params, *self.batch)))]

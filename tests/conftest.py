@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -27,3 +28,13 @@ def getkey(request: pytest.FixtureRequest) -> Callable[[], Any]:
         return jax.random.fold_in(base, next(counter))
 
     return _getkey
+
+
+@pytest.fixture(scope="session")
+def keras() -> Any:
+    """Keras 3 on its JAX backend, the reference for Keras semantics (skips when not installed)."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"keras runs on {keras.backend.backend()}, these checks need the JAX backend")
+    return keras

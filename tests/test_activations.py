@@ -139,15 +139,6 @@ def test_relu_family():
     assert not build("tanh").relu_family and not build("sigmoid").relu_family
 
 
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"keras runs on {keras.backend.backend()}, these checks need the JAX backend")
-    return keras
-
-
 # Keras's names for arguments that initlab names differently.
 KERAS_ARGUMENT_NAMES = {("leaky_relu", "alpha"): "negative_slope"}
 

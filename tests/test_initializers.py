@@ -394,15 +394,6 @@ KERAS_SPECS = (
 )
 
 
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"keras runs on {keras.backend.backend()}, these checks need the JAX backend")
-    return keras
-
-
 def _keras_initializer(keras, spec, seed):
     """The Keras initializer class named like the entry (random_normal -> RandomNormal).
 

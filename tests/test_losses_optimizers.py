@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import os
 
+import os
 import numpy as np
 import pytest
 
@@ -17,15 +17,6 @@ from initlab.optimizers import learning_rate_of, optimizers
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 KERAS_EPSILON = 1e-7
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"keras runs on {keras.backend.backend()}, these checks need the JAX backend")
-    return keras
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,379 @@
+"""Part A, Part B and the registries: ``initlab list``, ``saturation`` and ``train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from initlab.cli._app import app, console, emit_json, err_console, parse_seeds, progress_bar, user_errors
+from initlab.errors import InitlabError
+
+
+FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets")
+
+
+def _registries(family: str) -> list[Any]:
+    if family == "initializers":
+        from initlab.initializers import initializers
+
+        return [initializers]
+    if family == "activations":
+        from initlab.activations import activations
+
+        return [activations]
+    if family == "optimizers":
+        from initlab.optimizers import optimizers
+
+        return [optimizers]
+    if family == "losses":
+        from initlab.losses import losses
+
+        return [losses]
+    from initlab.data import datasets, inputs
+
+    return [datasets, inputs]
+
+
+@app.command("list")
+@user_errors
+def list_command(
+    family: Annotated[str, typer.Argument(help="initializers, activations, optimizers, losses or datasets.")],
+    compare: Annotated[
+        bool, typer.Option("--compare", help="initializers: distribution, bounds and std for one layer, all frameworks.")
+    ] = False,
+    fan_in: Annotated[int, typer.Option("--fan-in", help="With --compare: the layer's inputs.")] = 784,
+    fan_out: Annotated[int, typer.Option("--fan-out", help="With --compare: the layer's outputs.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the registered initializers, activations, optimizers, losses or datasets, with defaults."""
+    if family not in FAMILIES:
+        from initlab.errors import unknown
+
+        raise unknown("list", family, FAMILIES)
+    if compare:
+        if family != "initializers":
+            raise InitlabError("--compare applies to: initlab list initializers")
+        _compare_initializers(fan_in, fan_out, as_json)
+        return
+    rows = [
+        {
+            "name": entry.name,
+            "kind": registry.kind,
+            "aliases": list(entry.aliases),
+            "defaults": entry.defaults,
+            "signature": entry.signature_text,
+            "summary": entry.summary.replace("``", ""),
+        }
+        for registry in _registries(family)
+        for entry in registry
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"initlab {family}", title_justify="left", header_style="bold", expand=True)
+    table.add_column("spec (defaults)", style="cyan", overflow="fold", ratio=2)
+    if family == "datasets":
+        table.add_column("kind", ratio=1)
+    table.add_column("description", ratio=3)
+    for row in rows:
+        cells = [escape(row["signature"])] + ([row["kind"]] if family == "datasets" else []) + [escape(row["summary"])]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
+    from initlab.initializer_table import compare_table
+
+    if fan_in <= 0 or fan_out <= 0:
+        raise InitlabError(f"--fan-in and --fan-out must be positive, got {fan_in} and {fan_out}")
+    rows = compare_table(fan_in, fan_out)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})", title_justify="left")
+    for column, justify in (("name", "left"), ("framework", "left"), ("distribution", "left"), ("low", "right"),
+                            ("high", "right"), ("std", "right")):
+        table.add_column(column, justify=justify, style="cyan" if column == "name" else None)
+
+    def number(value: Any) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    for row in rows:
+        table.add_row(escape(row["name"]), row["framework"], str(row["distribution"] or ""), number(row["low"]),
+                      number(row["high"]), number(row["std"]))
+    console.print(table)
+
+
+def _ascii_histogram(edges: list[float], counts: list[int], width: int = 40, rows: int = 20) -> str:
+    import numpy as np
+
+    counts_array = np.asarray(counts)
+    groups = np.array_split(np.arange(len(counts_array)), min(rows, len(counts_array)))
+    total = max(counts_array.sum(), 1)
+    lines = []
+    biggest = max(counts_array[g].sum() for g in groups) or 1
+    for group in groups:
+        share = counts_array[group].sum()
+        bar = "█" * int(round(width * share / biggest))
+        lines.append(f"{edges[group[0]]:7.3f} .. {edges[group[-1] + 1]:7.3f} | {bar} {share / total:6.1%}")
+    return "\n".join(lines)
+
+
+@app.command()
+@user_errors
+def saturation(
+    init: Annotated[str, typer.Option("--init", help="Kernel initializer spec.")] = "RandomNormal(stddev=1.0)",
+    units: Annotated[int, typer.Option(help="Units of the layer.")] = 256,
+    input_dim: Annotated[int, typer.Option("--input-dim", help="Inputs to the layer.")] = 784,
+    inputs: Annotated[str, typer.Option(help="Input source spec: uniform, normal, mnist.")] = "uniform",
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "sigmoid",
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Bias initializer spec.")] = "zeros",
+    draws: Annotated[int, typer.Option(help="Independent draws of weights and input.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    low: Annotated[Optional[float], typer.Option(help="Saturated below this output (default: range low + 0.1).")] = None,
+    high: Annotated[Optional[float], typer.Option(help="Saturated above this output (default: range high - 0.1).")] = None,
+    bins: Annotated[int, typer.Option(help="Histogram bins.")] = 50,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the histogram to this PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Part A: saturation of one freshly initialized layer, measured and predicted."""
+    from initlab.layer_saturation import saturation as run_saturation
+
+    result = run_saturation(
+        init, units=units, input_dim=input_dim, inputs=inputs, activation=activation, bias_initializer=bias_init,
+        draws=draws, seed=seed, low=low, high=high, bins=bins,
+    )
+    if plot is not None:
+        from initlab.plots import SaturationDisplay, save
+
+        save(SaturationDisplay.from_result(result).plot().figure_, plot)
+    if as_json:
+        emit_json(result.to_dict() | ({"plot": str(plot)} if plot else {}))
+        return
+    console.print(
+        f"[bold]{result.initializer}[/] -> Dense({result.units}) on {result.input_dim} {result.inputs} inputs "
+        f"-> {result.activation}, {result.draws} draws, seed {result.seed}"
+    )
+    console.print(_ascii_histogram(result.histogram["edges"], result.histogram["counts"]), highlight=False)
+    console.print(
+        f"saturated (output < {result.low:g} or > {result.high:g}): "
+        f"[bold]{result.saturation_fraction:.2%}[/] measured (± {result.saturation_fraction_se:.2%} s.e.), "
+        f"[bold]{result.predicted_saturation_fraction:.2%}[/] predicted "
+        f"(low {result.low_fraction:.2%}, high {result.high_fraction:.2%}); "
+        f"pre-activation std {result.preactivation_std:.3g} measured, {result.predicted_preactivation_std:.3g} predicted"
+    )
+    if plot is not None:
+        console.print(f"histogram written to {plot}")
+
+
+def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
+    pairs = []
+    for value in values:
+        number, sep, spec = value.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise InitlabError(f"--layer-init expects LAYER=SPEC (e.g. 2=he_normal), got '{value}'")
+        pairs.append((int(number), spec.strip()))
+    return tuple(pairs)
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[str, typer.Option(help="Data set (initlab list datasets).")] = "mnist",
+    data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
+    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated (e.g. 256,128).")] = "64",
+    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "sigmoid",
+    init: Annotated[
+        Optional[list[str]],
+        typer.Option("--init", help="Hidden kernels' initializer spec; repeat to compare several in one ensemble."),
+    ] = None,
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Hidden biases' initializer spec.")] = "zeros",
+    output_activation: Annotated[str, typer.Option("--output-activation")] = "softmax",
+    output_init: Annotated[str, typer.Option("--output-init", help="Output kernel initializer spec.")] = "glorot_uniform",
+    layer_init: Annotated[
+        Optional[list[str]], typer.Option("--layer-init", help="Override one layer: N=SPEC (1-based, repeatable).")
+    ] = None,
+    loss: Annotated[str, typer.Option(help="Loss: mean_squared_error, categorical_crossentropy.")] = "mean_squared_error",
+    optimizer: Annotated[str, typer.Option(help="Optimizer spec.")] = "sgd(learning_rate=0.01)",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+    epochs: Annotated[int, typer.Option()] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed of a single run.")] = 0,
+    seeds: Annotated[Optional[str], typer.Option(help="Several seeds, e.g. 0-4 or 0,2,5: one run each.")] = None,
+    probe: Annotated[bool, typer.Option("--probe", help="Per-layer statistics at init and after every epoch.")] = False,
+    probe_every: Annotated[int, typer.Option("--probe-every", help="With --probe: every N epochs.")] = 1,
+    memory_budget: Annotated[
+        Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write history (JSON, CSV) and learning curves (PNG) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Part B: train MLPs with Keras's semantics (defaults: the tutorial's MNIST network).
+
+    Several --init and --seeds train every combination at once, as one vmapped ensemble, and
+    print a comparison table.
+    """
+    try:
+        hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError:
+        raise InitlabError(f"--hidden expects comma-separated integers such as 64 or 256,128, got '{hidden}'") from None
+    if memory_budget is not None and memory_budget <= 0:
+        raise InitlabError(f"--memory-budget must be positive (MiB), got {memory_budget}")
+
+    import dataclasses
+
+    from initlab.config import TrainConfig
+
+    base = TrainConfig(
+        dataset=dataset, data_file=None if data_file is None else str(data_file), hidden_units=hidden_units,
+        activation=activation, kernel_initializer=(init or ["RandomNormal()"])[0], bias_initializer=bias_init,
+        output_activation=output_activation, output_kernel_initializer=output_init,
+        layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
+        batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0,
+    )
+    seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+    configs = [
+        dataclasses.replace(base, kernel_initializer=spec, seed=s)
+        for spec in dict.fromkeys(init or [base.kernel_initializer])
+        for s in seed_list
+    ]
+    if len(configs) == 1:
+        _train_one(configs[0], out, as_json)
+    else:
+        budget = None if memory_budget is None else int(memory_budget * 2**20)
+        _train_ensemble(configs, out, as_json, budget)
+
+
+def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
+    from initlab.data import load
+    from initlab.training import HISTORY_KEYS
+    from initlab.training import train as run_training
+
+    dataset = load(config.dataset, config.data_file)  # a bad data file fails before the progress bar
+    progress = progress_bar("training", "epochs", as_json)
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        progress.advance(task)
+        if not as_json:
+            console.print(
+                f"Epoch {epoch}/{config.epochs} - " + " - ".join(f"{k}: {metrics[k]:.4f}" for k in HISTORY_KEYS),
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    with progress:
+        task = progress.add_task("train", total=config.epochs)
+        result = run_training(config, callback=report, dataset=dataset)
+    if out is not None:
+        _write_training_outputs([result], out)
+    if as_json:
+        emit_json(result.to_dict() | ({"out": str(out)} if out else {}))
+        return
+    if result.diverged_epoch is not None:
+        err_console.print(
+            f"[bold yellow]warning:[/] the loss diverged (NaN or inf) at epoch {result.diverged_epoch}; training stopped there"
+        )
+    console.print(
+        f"final val_accuracy {result.history['val_accuracy'][-1]:.4f}; "
+        f"compile {result.timings['compile_s']:.2f} s, training {result.timings['train_s']:.2f} s"
+    )
+    if out is not None:
+        console.print(f"history and learning curves written to {out}")
+
+
+def summarize(results: list[Any]) -> list[dict[str, Any]]:
+    """Final metrics per initializer: mean and std over seeds, best first."""
+    import numpy as np
+
+    groups: dict[str, list[Any]] = {}
+    for result in results:
+        groups.setdefault(result.config.kernel_initializer, []).append(result)
+    rows = []
+    for spec, members in groups.items():
+        finals = np.array([m.history["val_accuracy"][-1] if m.diverged_epoch is None else np.nan for m in members])
+        losses = np.array([m.history["val_loss"][-1] if m.diverged_epoch is None else np.nan for m in members])
+        ok = ~np.isnan(finals)
+        rows.append(
+            {
+                "initializer": spec,
+                "runs": len(members),
+                "diverged": int((~ok).sum()),
+                "val_accuracy_mean": float(finals[ok].mean()) if ok.any() else None,
+                "val_accuracy_std": float(finals[ok].std(ddof=1)) if ok.sum() > 1 else None,
+                "val_loss_mean": float(losses[ok].mean()) if ok.any() else None,
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["val_accuracy_mean"] if r["val_accuracy_mean"] is not None else -1))
+
+
+def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
+    from initlab.data import load
+    from initlab.ensembles import train_many
+
+    dataset = load(configs[0].dataset, configs[0].data_file)  # a bad data file fails before the progress bar
+    progress = progress_bar(f"training {len(configs)} models", "epochs", as_json)
+    epochs = configs[0].epochs
+    with progress:
+        task = progress.add_task("train", total=epochs)
+        results = train_many(
+            configs,
+            dataset=dataset,
+            memory_budget=memory_budget,
+            callback=lambda epoch, metrics: progress.update(task, completed=epoch),
+        )
+    rows = summarize(results)
+    if out is not None:
+        _write_training_outputs(results, out)
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in results], "summary": rows} | ({"out": str(out)} if out else {}))
+        return
+    table = Table(title=f"final val_accuracy after {epochs} epochs (mean ± std over seeds)", title_justify="left")
+    table.add_column("initializer", style="cyan")
+    table.add_column("runs", justify="right")
+    table.add_column("val_accuracy", justify="right")
+    table.add_column("val_loss", justify="right")
+    for row in rows:
+        mean, std = row["val_accuracy_mean"], row["val_accuracy_std"]
+        accuracy = "diverged" if mean is None else f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+        runs = f"{row['runs']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        table.add_row(row["initializer"], runs, accuracy, "" if row["val_loss_mean"] is None else f"{row['val_loss_mean']:.4f}")
+    console.print(table)
+    seconds = sum(r.timings["train_s"] for r in {id(r.timings): r for r in results}.values())
+    console.print(f"{len(results)} models trained together in {seconds:.1f} s ({seconds / len(results):.2f} s per model)")
+    if out is not None:
+        console.print(f"histories and learning curves written to {out}")
+
+
+def _write_training_outputs(results: list[Any], out: Path) -> None:
+    """history.json and history.csv (one run: Keras's layout; several: a run column too), curves PNG."""
+    import csv
+
+    from initlab.plots import LearningCurveDisplay, save
+
+    out.mkdir(parents=True, exist_ok=True)
+    if any(result.probes for result in results):
+        with (out / "probes.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["run", "initializer", "seed", "epoch", "layer", "statistic", "value"])
+            for number, result in enumerate(results):
+                for row in result.probe_rows():
+                    writer.writerow([number, result.config.kernel_initializer, result.config.seed, *row])
+    single = len(results) == 1
+    document = results[0].to_dict() if single else {"runs": [r.to_dict() for r in results]}
+    (out / "history.json").write_text(json.dumps(document, indent=2) + "\n")
+    keys = list(results[0].history)
+    with (out / "history.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(([] if single else ["run", "initializer", "seed"]) + ["epoch", *keys])
+        for number, result in enumerate(results):
+            prefix = [] if single else [number, result.config.kernel_initializer, result.config.seed]
+            for index in range(len(result.history[keys[0]])):
+                writer.writerow(prefix + [index + 1, *(result.history[k][index] for k in keys)])
+    curves: dict[str, list[Any]] = {}
+    for result in results:
+        curves.setdefault(result.config.kernel_initializer, []).append(result.history)
+    save(LearningCurveDisplay(curves).plot().figure_, out / "learning_curves.png")

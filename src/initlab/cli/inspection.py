@@ -1,0 +1,178 @@
+"""Inside networks at initialization: ``initlab propagate``, ``isometry`` and ``theory``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from initlab.cli._app import app, console, emit_json, progress_bar, user_errors
+
+
+@app.command()
+@user_errors
+def propagate(
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initializer spec; repeat to compare.")] = None,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 10,
+    width: Annotated[int, typer.Option(help="Units per hidden layer.")] = 512,
+    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "tanh",
+    inputs: Annotated[str, typer.Option(help="Input source: mnist, uniform, normal.")] = "mnist",
+    batch: Annotated[int, typer.Option(help="Inputs propagated.")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    plot: Annotated[Optional[Path], typer.Option(help="Variance vs depth (with theory) to PNG/SVG/PDF.")] = None,
+    histograms: Annotated[Optional[Path], typer.Option(help="Per-layer histograms (activations) to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A deep MLP at initialization: forward and backward statistics per layer, theory beside them."""
+    from initlab.propagation import predicted_preactivation_variance
+    from initlab.propagation import propagate as run_propagate
+
+    with progress_bar("propagating", "initializers", as_json) as progress:
+        task = progress.add_task("propagate", total=None)
+        result = run_propagate(
+            init or ["standard_uniform", "glorot_uniform"], depth=depth, width=width,
+            activation=activation, inputs=inputs, batch=batch, seed=seed, bias_initializer=bias_init,
+        )
+        progress.update(task, completed=1, total=1)
+    theory = predicted_preactivation_variance(result)
+    if plot is not None:
+        from initlab.plots import save
+        from initlab.propagation import PropagationDisplay
+
+        save(PropagationDisplay.from_result(result, theory_forward=theory).plot().figure_, plot)
+    if histograms is not None:
+        from initlab.plots import save
+        from initlab.propagation import LayerHistogramsDisplay
+
+        save(LayerHistogramsDisplay.from_result(result).plot().figure_, histograms)
+    if as_json:
+        emit_json(result.to_dict() | {"predicted_preactivation_variance": theory})
+        return
+    table = Table(
+        title=f"{result.activation}, {result.depth} x {result.width}, {result.inputs} inputs (q0 = {result.q0:.4g})",
+        title_justify="left",
+    )
+    table.add_column("initializer", style="cyan")
+    table.add_column("layer", justify="right")
+    table.add_column("Var z (measured)", justify="right")
+    table.add_column("Var z (theory)", justify="right")
+    table.add_column("Var dL/dz", justify="right")
+    table.add_column("saturated", justify="right")
+    for run in result.runs:
+        for layer in range(result.depth):
+            saturated = "" if run.saturation_fraction is None else f"{run.saturation_fraction[layer]:.1%}"
+            table.add_row(
+                escape(run.initializer) if layer == 0 else "", str(layer + 1), f"{run.preactivation_variance[layer]:.4g}",
+                f"{theory[run.initializer][layer]:.4g}", f"{run.gradient_variance[layer]:.4g}", saturated,
+            )
+    console.print(table)
+    for path in (plot, histograms):
+        if path is not None:
+            console.print(f"written {path}")
+
+
+@app.command()
+@user_errors
+def isometry(
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initializer spec; repeat to compare.")] = None,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 10,
+    width: Annotated[int, typer.Option(help="Units per layer.")] = 256,
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "linear",
+    samples: Annotated[int, typer.Option(help="Input vectors (one Jacobian each).")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Histogram of singular values to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dynamical isometry: singular values of the input-output Jacobian at initialization."""
+    import numpy as np
+
+    from initlab.propagation import IsometryDisplay, jacobian_singular_values
+
+    results = [
+        jacobian_singular_values(spec, depth=depth, width=width, activation=activation, samples=samples, seed=seed)
+        for spec in (init or ["orthogonal", "random_normal(stddev=0.0625)"])
+    ]
+    if plot is not None:
+        from initlab.plots import save
+
+        save(IsometryDisplay.from_results(*results).plot().figure_, plot)
+    if as_json:
+        emit_json([result.to_dict() for result in results])
+        return
+    table = Table(title=f"Jacobian singular values, {activation}, depth {depth}, width {width}", title_justify="left")
+    for column in ("initializer", "min", "median", "max", "mean square", "spread"):
+        table.add_column(column, justify="left" if column == "initializer" else "right")
+    for result in results:
+        values = result.singular_values.ravel()
+        table.add_row(escape(result.initializer), f"{values.min():.4g}", f"{float(np.median(values)):.4g}",
+                      f"{values.max():.4g}", f"{result.mean_squared:.4g}", f"{result.spread:.4g}")
+    console.print(table)
+    if plot is not None:
+        console.print(f"histogram written to {plot}")
+
+
+@app.command()
+@user_errors
+def theory(
+    activation: Annotated[str, typer.Option(help="Activation spec.")] = "tanh",
+    sigma_w2: Annotated[Optional[float], typer.Option("--sigma-w2", help="Weight variance x fan-in.")] = None,
+    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance.")] = 0.0,
+    init: Annotated[
+        Optional[list[str]], typer.Option("--init", help="Where does this initializer put the network? (repeatable)")
+    ] = None,
+    fan_in: Annotated[int, typer.Option("--fan-in")] = 512,
+    fan_out: Annotated[int, typer.Option("--fan-out")] = 512,
+    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    critical: Annotated[bool, typer.Option("--critical", help="Also the critical sigma_w2 for --sigma-b2.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Phase diagram (xi_c contours, chi1 = 1 line) to PNG/SVG/PDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Mean-field theory: q*, c*, chi1, depth scales, the order-to-chaos boundary, the phase diagram."""
+    from initlab import theory as mean_field
+
+    points = {}
+    for spec in init or []:
+        point = mean_field.initializer_point(spec, fan_in, fan_out, bias_init)
+        points[point.kernel] = point
+    analyses = [
+        (name, point.to_dict(), mean_field.analyze(activation, point.sigma_w2, point.sigma_b2))
+        for name, point in points.items()
+    ]
+    if sigma_w2 is not None or not points:
+        analyses.insert(0, (f"sigma_w2={sigma_w2 if sigma_w2 is not None else 1.0:g}", None,
+                            mean_field.analyze(activation, 1.0 if sigma_w2 is None else sigma_w2, sigma_b2)))
+    critical_value = mean_field.critical_sigma_w2(sigma_b2, activation) if critical else None
+    if plot is not None:
+        from initlab.plots import save
+
+        display = mean_field.PhaseDiagramDisplay.from_activation(activation)
+        save(display.plot(points={name: (p.sigma_w2, p.sigma_b2) for name, p in points.items()}).figure_, plot)
+    if as_json:
+        payload: dict[str, Any] = {"results": [analysis.to_dict() | ({"initializer": point} if point else {})
+                                               for _, point, analysis in analyses]}
+        if len(analyses) == 1:
+            payload |= analyses[0][2].to_dict()
+        if critical_value is not None:
+            payload["critical_sigma_w2"] = critical_value
+        emit_json(payload)
+        return
+    table = Table(title=f"mean-field theory for {activation}", title_justify="left")
+    for column in ("point", "sigma_w2", "sigma_b2", "q*", "c*", "chi1", "xi_q", "xi_c", "phase"):
+        table.add_column(column, justify="left" if column in ("point", "phase") else "right")
+
+    def number(value: float) -> str:
+        return f"{value:.4g}"
+
+    for name, _, analysis in analyses:
+        table.add_row(escape(name), number(analysis.sigma_w2), number(analysis.sigma_b2), number(analysis.q_star),
+                      number(analysis.c_star), number(analysis.chi1), number(analysis.xi_q), number(analysis.xi_c),
+                      analysis.phase)
+    console.print(table)
+    if critical_value is not None:
+        console.print(f"critical sigma_w2 at sigma_b2 = {sigma_b2:g}: {critical_value:.6g}")
+    if plot is not None:
+        console.print(f"phase diagram written to {plot}")

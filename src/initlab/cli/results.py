@@ -1,0 +1,104 @@
+"""Reading results and the main job: ``initlab report``, ``plot`` and ``reproduce``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from initlab.cli._app import app, console, emit_json, parse_seeds, progress_bar, user_errors
+from initlab.errors import InitlabError
+
+
+@app.command()
+@user_errors
+def report(
+    store: Annotated[Path, typer.Argument(help="SQLite store written by sweep or reproduce.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for report.html.")] = Path("initlab-report"),
+    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    notes: Annotated[Optional[Path], typer.Option(help="A text file of conclusions to include (yours).")] = None,
+    theory: Annotated[Optional[Path], typer.Option(help="JSON of theory predictions per run or label.")] = None,
+) -> None:
+    """One self-contained HTML report of a store: summary, curves with seed bands, layers, configs."""
+    from initlab.report import build_report
+
+    if not store.is_file():
+        raise InitlabError(f"store not found: {store}")
+    if notes is not None and not notes.is_file():
+        raise InitlabError(f"notes file not found: {notes}")
+    with progress_bar("writing the report", "", False) as progress:
+        progress.add_task("report", total=None)
+        path = build_report(store, out, title=title, theory=theory,
+                            notes=None if notes is None else notes.read_text())
+    console.print(f"report written to {path}")
+
+
+PLOTS = ("curves", "saturation", "dead", "histograms", "gradients")
+
+
+@app.command()
+@user_errors
+def plot(
+    kind: Annotated[str, typer.Argument(help="curves, saturation, dead, histograms or gradients.")],
+    store: Annotated[Path, typer.Argument(help="SQLite store.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Figure file: .png, .svg or .pdf.")] = Path("figure.png"),
+    label: Annotated[Optional[str], typer.Option(help="histograms: the configuration to show.")] = None,
+    histogram: Annotated[str, typer.Option(help="histograms: activation, preactivation or backprop.")] = "activation",
+) -> None:
+    """Write one figure of a store's results (figures read results only; nothing is re-run)."""
+    from initlab import figures
+    from initlab.report import write_figure
+
+    if kind not in PLOTS:
+        from initlab.errors import unknown
+
+        raise unknown("plot", kind, PLOTS)
+    if not store.is_file():
+        raise InitlabError(f"store not found: {store}")
+    if kind == "curves":
+        display = figures.SeedBandCurvesDisplay.from_results(store)
+    elif kind in ("saturation", "dead"):
+        display = figures.SaturationOverEpochsDisplay.from_results(store, f"{kind}_fraction")
+    elif kind == "histograms":
+        display = figures.LayerHistogramGridDisplay.from_results(store, label, histogram)
+    else:
+        display = figures.GradientVarianceByDepthDisplay.from_results(store)
+    console.print(f"written {write_figure(display, out)}")
+
+
+@app.command()
+@user_errors
+def reproduce(
+    what: Annotated[str, typer.Argument(help="What to reproduce: seed (the Keras tutorial).")] = "seed",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("initlab-out"),
+    seeds: Annotated[str, typer.Option(help="Seeds of every configuration, e.g. 0-2.")] = "0-2",
+    epochs: Annotated[int, typer.Option(help="Epochs of Part B and the ablation.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The main job: the tutorial's Part A and Part B, the initializer panel, the ablation, a report."""
+    if what != "seed":
+        from initlab.errors import unknown
+
+        raise unknown("experiment", what, ["seed"])
+    if epochs <= 0:
+        raise InitlabError(f"--epochs must be a positive integer, got {epochs}")
+    from initlab.reproduce import reproduce_seed
+
+    with progress_bar("reproducing", "", as_json) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total, description=stage)
+
+        result = reproduce_seed(out, seeds=parse_seeds(seeds), epochs=epochs, progress=report_progress)
+    if as_json:
+        emit_json(result)
+        return
+    for note in result["conclusions"]:
+        console.print(escape(note), highlight=False)
+    console.print(f"\n{result['runs']} runs in {result['seconds']:.0f} s; everything is in [bold]{escape(result['out'])}[/]")
+    console.print(f"open {escape(result['report'])}")

@@ -318,19 +318,39 @@ def train_many(
 
     Results come back in the order of ``configs``; ``on_chunk`` is called as each chunk finishes.
     """
+    results: list[TrainResult | None] = [None] * len(configs)
+    for chunk in plan_chunks(configs, memory_budget, dataset=dataset):
+        first = configs[chunk[0]]
+        chunk_data = dataset or data_module.load(first.dataset, first.data_file)
+        chunk_results = train_ensemble([configs[i] for i in chunk], dataset=chunk_data, callback=callback)
+        for i, result in zip(chunk, chunk_results):
+            results[i] = result
+        if on_chunk is not None:
+            on_chunk(chunk_results)
+    return [r for r in results if r is not None]
+
+
+def group_indices(configs: Sequence[TrainConfig]) -> list[list[int]]:
+    """Indices of the configs that can share one compiled program, groups in order of first appearance."""
     groups: dict[tuple, list[int]] = {}
     for index, config in enumerate(configs):
         groups.setdefault(compatibility_key(config), []).append(index)
-    results: list[TrainResult | None] = [None] * len(configs)
-    for indices in groups.values():
+    return list(groups.values())
+
+
+def plan_chunks(
+    configs: Sequence[TrainConfig],
+    memory_budget: int | None = None,
+    max_chunk: int | None = None,
+    *,
+    dataset: data_module.Dataset | None = None,
+) -> list[list[int]]:
+    """Indices of ``configs`` split into compatible ensembles that fit ``memory_budget`` bytes."""
+    chunks = []
+    for indices in group_indices(configs):
         first = configs[indices[0]]
-        group_data = dataset or data_module.load(first.dataset, first.data_file)
-        size = chunk_size(first, group_data, memory_budget)
-        for start in range(0, len(indices), size):
-            chunk = indices[start : start + size]
-            chunk_results = train_ensemble([configs[i] for i in chunk], dataset=group_data, callback=callback)
-            for i, result in zip(chunk, chunk_results):
-                results[i] = result
-            if on_chunk is not None:
-                on_chunk(chunk_results)
-    return [r for r in results if r is not None]
+        size = chunk_size(first, dataset or data_module.load(first.dataset, first.data_file), memory_budget)
+        if max_chunk is not None:
+            size = min(size, max_chunk)
+        chunks += [indices[start : start + size] for start in range(0, len(indices), size)]
+    return chunks

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.config import TrainConfig
+from initlab.ensembles import plan_chunks
 from initlab.errors import InitlabError, unknown
 from initlab.store import Store, library_versions
 
@@ -59,24 +60,6 @@ def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
         ChunkOutcome(result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows())
         for result in train_ensemble(list(configs))
     ]
-
-
-def plan_chunks(configs: Sequence[TrainConfig], memory_budget: int | None, max_chunk: int | None) -> list[list[int]]:
-    """Indices of ``configs`` split into compatible ensembles that fit ``memory_budget`` bytes."""
-    from initlab import data as data_module
-    from initlab.ensembles import chunk_size, compatibility_key
-
-    groups: dict[tuple, list[int]] = {}
-    for index, config in enumerate(configs):
-        groups.setdefault(compatibility_key(config), []).append(index)
-    chunks = []
-    for indices in groups.values():
-        first = configs[indices[0]]
-        size = chunk_size(first, data_module.load(first.dataset, first.data_file), memory_budget)
-        if max_chunk is not None:
-            size = min(size, max_chunk)
-        chunks += [indices[start : start + size] for start in range(0, len(indices), size)]
-    return chunks
 
 
 def _error_line(error: BaseException) -> str:

@@ -244,7 +244,7 @@ def group_key(config: TrainConfig) -> tuple[Any, ...]:
 
 def group(configs: Iterable[TrainConfig]) -> list[list[TrainConfig]]:
     """``configs`` split by ``group_key``: groups in order of first appearance, runs in input order."""
-    groups: dict[tuple[Any, ...], list[TrainConfig]] = {}
-    for config in configs:
-        groups.setdefault(group_key(config), []).append(config)
-    return list(groups.values())
+    from initlab.ensembles import group_indices
+
+    configs = list(configs)
+    return [[configs[i] for i in indices] for indices in group_indices(configs)]

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 import initlab
 from initlab.cli import FAMILIES, app
+import synthetic_data
 
 EPOCHS = 2
 TRAIN_SIZE, TEST_SIZE = 512, 128
@@ -54,15 +55,7 @@ def assert_single_error_line(result) -> str:
 
 
 def write_mnist_like(path: Path, train: int = TRAIN_SIZE, test: int = TEST_SIZE, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    np.savez(
-        path,
-        x_train=rng.integers(0, 256, size=(train, 28, 28), dtype=np.uint8),
-        y_train=(np.arange(train) % 10).astype(np.uint8),
-        x_test=rng.integers(0, 256, size=(test, 28, 28), dtype=np.uint8),
-        y_test=(np.arange(test) % 10).astype(np.uint8),
-    )
-    return path
+    return synthetic_data.write_mnist_like(path, train, test, seed)
 
 
 @pytest.fixture(scope="module")

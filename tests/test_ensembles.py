@@ -23,6 +23,7 @@ from initlab.data import Dataset
 from initlab.ensembles import chunk_size, compatibility_key, model_bytes, train_ensemble, train_many
 from initlab.errors import InitlabError
 from initlab.training import HISTORY_KEYS, epoch_order
+from synthetic_data import write_mnist_like
 
 HISTORY_ATOL = 1e-5
 PARAMS_ATOL = 1e-5
@@ -365,16 +366,6 @@ def test_train_many_in_small_chunks_equals_one_big_ensemble(dataset):
 # The command line
 
 
-def write_mnist_like(path: Path, train: int = 256, test: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    np.savez(
-        path,
-        x_train=rng.integers(0, 256, size=(train, 28, 28), dtype=np.uint8),
-        y_train=(np.arange(train) % 10).astype(np.uint8),
-        x_test=rng.integers(0, 256, size=(test, 28, 28), dtype=np.uint8),
-        y_test=(np.arange(test) % 10).astype(np.uint8),
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,12 @@ from initlab.errors import InitlabError
 from initlab.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
-    Results,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
     SummaryTable,
-    configuration_labels,
 )
 from initlab.report import build_report, write_figure
+from initlab.run_results import Results, configuration_labels
 from initlab.store import Store
 
 EPOCHS = 4

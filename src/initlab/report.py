@@ -25,17 +25,14 @@ from typing import Any
 
 from initlab.errors import InitlabError
 from initlab.figures import (
-    PALETTE,
-    HISTOGRAM_KINDS,
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
-    Results,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
     SummaryTable,
     style,
-    theory_by_label,
 )
+from initlab.run_results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _FRACTIONS = (

@@ -14,7 +14,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from initlab._lazy import configure_jax as _configure_jax
+
 __version__ = "0.1.0"
+
+# One CPU device per core for ensembles, asked for before JAX computes anything (imports nothing).
+_configure_jax()
 
 _EXPORTS = {
     "InitlabError": "initlab.errors",

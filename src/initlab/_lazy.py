@@ -27,20 +27,35 @@ class LazyModule(ModuleType):
 
 
 def configure_jax() -> None:
-    """Before JAX first loads: one CPU device per core, so that ensembles can use every core.
+    """Before JAX starts its backend: one CPU device per core, so that ensembles use every core.
 
     XLA runs a small matmul (a 128-sample batch) on one core; models split across devices run
-    side by side. ``INITLAB_CPU_DEVICES=N`` chooses N (1 turns it off). Has no effect once JAX
-    is imported, or when XLA_FLAGS already sets a device count.
+    side by side. ``INITLAB_CPU_DEVICES=N`` chooses N (1 turns it off); a device count already
+    set in ``XLA_FLAGS`` or ``jax_num_cpu_devices`` is left alone. It is in time until JAX runs
+    its first computation: JAX may be imported already, but once it has computed anything its
+    device count is fixed (:func:`cpu_devices_wanted` tells what was missed).
     """
-    if "jax" in sys.modules:
+    count = cpu_devices_wanted()
+    if count <= 1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags:
-        return
-    count = int(os.environ.get("INITLAB_CPU_DEVICES", os.cpu_count() or 1))
-    if count > 1:
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+        return
+    real_jax = sys.modules["jax"]
+    try:
+        from jax._src import xla_bridge
+
+        started = xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # another JAX version: leave it as it is
+        return
+    if not started and getattr(real_jax.config, "jax_num_cpu_devices", 0) == -1:
+        real_jax.config.update("jax_num_cpu_devices", count)
+
+
+def cpu_devices_wanted() -> int:
+    """CPU devices initlab asks JAX for: ``$INITLAB_CPU_DEVICES``, else one per core."""
+    return int(os.environ.get("INITLAB_CPU_DEVICES", os.cpu_count() or 1))
 
 
 def cache_dir() -> str:

@@ -13,9 +13,11 @@ loss becomes NaN or infinite is recorded as diverged at that epoch; the others g
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ import numpy as np
 
 from initlab import data as data_module
 from initlab import losses, optimizers
-from initlab._lazy import jax, jnp
+from initlab._lazy import cpu_devices_wanted, jax, jnp
 from initlab.config import TrainConfig
 from initlab.errors import InitlabError
 from initlab.lsuv import init_for_training
@@ -182,6 +184,25 @@ def layout(configs: Sequence[TrainConfig], devices: int = 1) -> Layout:
     return Layout(tuple(tuple(row) for row in slots), tuple(seeds), shard_axis, devices)
 
 
+@functools.cache
+def _devices() -> int:
+    """Devices to split ensembles across; warns once when JAX started before initlab could ask for more."""
+    count = len(jax.devices())
+    wanted = cpu_devices_wanted()
+    chosen_elsewhere = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or (
+        jax.config.jax_num_cpu_devices not in (-1, wanted)
+    )
+    if jax.default_backend() == "cpu" and count < wanted and not chosen_elsewhere:
+        warnings.warn(
+            f"initlab: JAX started with {count} CPU device(s) before initlab could ask for {wanted} (one per "
+            f"core), so ensembles use {count} core(s). Import initlab before running any JAX computation, or "
+            f"set XLA_FLAGS=--xla_force_host_platform_device_count={wanted} before starting Python.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return count
+
+
 def train_ensemble(
     configs: Sequence[TrainConfig],
     *,
@@ -212,7 +233,7 @@ def train_ensemble(
     dataset = dataset or data_module.load(first.dataset, first.data_file)
     train_size = len(dataset.x_train)
     mlp = first.model(dataset.input_dim, dataset.classes)
-    grid = layout(configs, len(jax.devices()))
+    grid = layout(configs, _devices())
     inits = {
         i: init_for_training(
             configs[i].model(dataset.input_dim, dataset.classes), init_key(configs[i].seed), dataset, configs[i].seed

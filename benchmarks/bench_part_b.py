@@ -36,9 +36,10 @@ EPOCH_FLOPS = 60000 * TRAIN_FLOPS_PER_SAMPLE + 10000 * VAL_FLOPS_PER_SAMPLE
 
 def peak_matmul_gflops(size: int = 2048, repeats: int = 10) -> dict[str, float]:
     """Best observed float32 matmul throughput, NumPy (BLAS) and JAX (XLA), in GFLOP/s."""
-    import initlab  # noqa: F401  (first: it asks JAX for one CPU device per core before JAX starts)
     import jax
     import jax.numpy as jnp
+
+    import initlab  # noqa: F401  (before any JAX computation: it asks JAX for one CPU device per core)
 
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     flops = 2 * size**3

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_part_b import EPOCH_FLOPS, peak_matmul_gflops  # noqa: E402
+from bench_part_b import EPOCH_FLOPS, emit, peak_matmul_gflops  # noqa: E402
 
 INITIALIZERS = ["RandomNormal()", "RandomNormal(stddev=1.0)", "glorot_uniform", "glorot_normal",
                 "he_normal", "lecun_normal", "orthogonal"]
@@ -95,7 +95,7 @@ def main() -> None:
     results["ensemble16"] = ensemble_16(args.repeats)
     results["ensemble16"]["fraction_of_peak"] = results["ensemble16"]["achieved_gflops"] / max(results["peak"].values())
     if args.skip_sweep:
-        print(json.dumps(results, indent=2))
+        emit(results, args.json)
         return
     with tempfile.TemporaryDirectory() as workdir:
         results["sweep35"] = sweep_35(Path(workdir))
@@ -103,10 +103,7 @@ def main() -> None:
     if keras is not None:
         keras["speedup_of_initlab"] = keras["keras_35_s"] / results["sweep35"]["initlab_sweep_s"]
         results["keras"] = keras
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

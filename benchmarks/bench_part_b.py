@@ -123,10 +123,15 @@ def main() -> None:
             initlab_seconds = training["train_s_median"] + training["compile_s_median"]
             keras_result["speedup_of_initlab"] = keras_result["keras_fit_s"] / initlab_seconds
             results[f"keras_{backend}"] = keras_result
+    emit(results, args.json)
+
+
+def emit(results: dict, path: Path | None) -> None:
+    """Print the results as JSON and, with ``path``, write them there too."""
     text = json.dumps(results, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if path:
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

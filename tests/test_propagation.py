@@ -19,13 +19,11 @@ import numpy as np
 import pytest
 
 from initlab.errors import InitlabError
-from initlab.propagation import (
+from initlab.propagation import PropagationResult, jacobian_singular_values, propagate
+from initlab.signal_figures import (
     IsometryDisplay,
     LayerHistogramsDisplay,
     PropagationDisplay,
-    PropagationResult,
-    jacobian_singular_values,
-    propagate,
 )
 
 DEPTH = 10

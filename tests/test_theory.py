@@ -17,10 +17,9 @@ import pytest
 
 from initlab.activations import activations
 from initlab.errors import InitlabError
+from initlab.signal_figures import PhaseDiagramDisplay, VarianceDepthDisplay
 from initlab.theory import (
-    PhaseDiagramDisplay,
     TheoryResult,
-    VarianceDepthDisplay,
     analyze,
     correlation_map,
     critical_sigma_w2,

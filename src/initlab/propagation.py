@@ -11,7 +11,7 @@ per-example ``dL/dz``, the mean-field ``q~^l``; of the batch-mean ``dL/dW``), wi
 
 Example:
     >>> result = propagate(["glorot_uniform", "he_normal"], activation="relu")
-    >>> PropagationDisplay.from_result(result).plot()
+    >>> signal_figures.PropagationDisplay.from_result(result).plot()
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,6 @@ from initlab import data as data_module
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
 from initlab.models import MLP, DenseLayer, dense
-from initlab.plots import _axes
 
 def _jsonable(value: Any) -> Any:
     """Lists and plain floats, non-finite numbers as ``None`` (strict JSON has no NaN)."""
@@ -320,125 +319,6 @@ def jacobian_singular_values(
         width=width, input_dim=n0, inputs=data_module.inputs.canonical(inputs), seed=seed, samples=samples,
         singular_values=values,
     )
-
-
-@dataclass
-class PropagationDisplay:
-    """Variance against depth, forward and backward, one line per initializer, log scale.
-
-    Theory curves (``{label: values}`` or one array) are dashed; a label that is also an
-    initializer takes its colour. A curve of ``depth + 1`` values starts at layer 0 (the input).
-    """
-
-    forward: Mapping[str, Sequence[float]]
-    backward: Mapping[str, Sequence[float]]
-    theory_forward: Mapping[str, Sequence[float]] | Sequence[float] | None = None
-    theory_backward: Mapping[str, Sequence[float]] | Sequence[float] | None = None
-    forward_label: str = "pre-activation variance"
-    backward_label: str = "variance of dL/dz"
-    title: str = ""
-
-    @classmethod
-    def from_result(cls, result: PropagationResult, *, backward: str = "gradient_variance", **theory: Any) -> PropagationDisplay:
-        labels = {"gradient_variance": "variance of dL/dz", "weight_gradient_variance": "variance of dL/dW"}
-        return cls(
-            forward={run.initializer: run.preactivation_variance for run in result.runs},
-            backward={run.initializer: getattr(run, backward) for run in result.runs},
-            backward_label=labels.get(backward, backward),
-            title=f"{result.activation}, depth {result.depth}, width {result.width}, {result.inputs} inputs",
-            **theory,
-        )
-
-    def plot(self, axes: Any = None) -> PropagationDisplay:
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-        self.figure_, self.axes_ = axes[0].figure, axes
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        color_of = {label: colors[i % len(colors)] for i, label in enumerate(self.forward)}
-        depth = max(len(v) for v in self.forward.values())
-
-        def layers(curve):  # a curve of depth + 1 values starts at the input, layer 0
-            return np.arange(len(curve)) + (len(curve) != depth + 1)
-
-        for ax, measured, theory, ylabel in ((axes[0], self.forward, self.theory_forward, self.forward_label),
-                                             (axes[1], self.backward, self.theory_backward, self.backward_label)):
-            for label, values in measured.items():
-                ax.plot(layers(values), values, "o-", ms=3, color=color_of[label], label=label)
-            if theory is not None:
-                curves = theory if isinstance(theory, Mapping) else {"theory": theory}
-                for label, values in curves.items():
-                    ax.plot(layers(values), values, "--", color=color_of.get(label, "0.3"),
-                            label=f"{label} (theory)")
-            ax.set(yscale="log", xlabel="layer", ylabel=ylabel)
-            ax.spines[["top", "right"]].set_visible(False)
-        axes[1].legend(fontsize=7, frameon=False)
-        if self.title:
-            self.figure_.suptitle(self.title, fontsize=10)
-        return self
-
-
-@dataclass
-class LayerHistogramsDisplay:
-    """One panel per initializer, the layers' histograms overlaid (Glorot & Bengio, figs. 6-7)."""
-
-    histograms: Mapping[str, Mapping[str, Sequence]]
-    xlabel: str = "activation value"
-
-    @classmethod
-    def from_result(cls, result: PropagationResult, kind: str = "activation") -> LayerHistogramsDisplay:
-        if kind not in ("activation", "gradient"):
-            raise InitlabError(f"histogram kind must be 'activation' or 'gradient', got {kind!r}")
-        return cls({run.initializer: getattr(run, f"{kind}_histogram") for run in result.runs},
-                   "activation value" if kind == "activation" else "back-propagated gradient dL/dz")
-
-    def plot(self, axes: Any = None) -> LayerHistogramsDisplay:
-        import matplotlib.pyplot as plt
-
-        panels = len(self.histograms)
-        if axes is None:
-            columns, rows = min(panels, 3), math.ceil(panels / 3)
-            _, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), layout="constrained", squeeze=False)
-        axes = np.ravel(axes)
-        self.figure_, self.axes_ = axes[0].figure, axes
-        for ax, (label, histogram) in zip(axes, self.histograms.items()):
-            edges, counts = np.asarray(histogram["edges"]), np.asarray(histogram["counts"], float)
-            for layer, row in enumerate(counts):
-                ax.stairs(row / max(row.sum(), 1), edges, color=plt.cm.viridis(layer / max(len(counts) - 1, 1)),
-                          label=f"layer {layer + 1}")
-            ax.set(xlabel=self.xlabel, ylabel="fraction")
-            ax.set_title(label, fontsize=8)
-            ax.spines[["top", "right"]].set_visible(False)
-        for ax in axes[panels:]:
-            ax.set_visible(False)
-        axes[0].legend(fontsize=6, frameon=False)
-        return self
-
-
-@dataclass
-class IsometryDisplay:
-    """Histograms of Jacobian singular values, one per initializer, on log-spaced shared bins."""
-
-    singular_values: Mapping[str, Sequence[float]]
-    bins: int = 50
-
-    @classmethod
-    def from_results(cls, *results: IsometryResult, bins: int = 50) -> IsometryDisplay:
-        return cls({r.initializer: np.ravel(r.singular_values).tolist() for r in results}, bins)
-
-    def plot(self, ax: Any = None) -> IsometryDisplay:
-        self.figure_, self.ax_ = _axes(ax)
-        values = np.concatenate([np.asarray(v, float) for v in self.singular_values.values()])
-        # Bins reach at least [0.5, 2], so that an isometry's spike at 1 stays visible.
-        edges = np.geomspace(min(max(values.min(), 1e-12), 0.5), max(values.max(), 2.0), self.bins + 1)
-        for label, sv in self.singular_values.items():
-            self.ax_.hist(sv, bins=edges, histtype="step", linewidth=1.5, label=label)
-        ax = self.ax_
-        ax.set(xscale="log", xlabel="singular value of the input-output Jacobian", ylabel="count")
-        ax.legend(fontsize=8, frameon=False)
-        ax.spines[["top", "right"]].set_visible(False)
-        return self
 
 
 def predicted_preactivation_variance(result: PropagationResult) -> dict[str, list[float]]:

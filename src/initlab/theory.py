@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Union
 
@@ -293,7 +293,7 @@ class VarianceFixedPoint:
     finite: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return _json(asdict(self))
+        return jsonable(asdict(self))
 
 
 def fixed_point_q(sigma_w2: float, sigma_b2: float, activation: ActivationLike) -> VarianceFixedPoint:
@@ -395,12 +395,12 @@ def _critical_sigma_w2(phi: _Phi, sigma_b2: float) -> float:
 # --- results --------------------------------------------------------------------------------
 
 
-def _json(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain Python values for ``json``; non-finite floats become None (strict JSON)."""
     if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (np.ndarray, list, tuple)):
-        return [_json(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     return value.item() if isinstance(value, np.generic) else value
@@ -428,7 +428,7 @@ class TheoryResult:
     phase: str
 
     def to_dict(self) -> dict[str, Any]:
-        return _json(asdict(self))
+        return jsonable(asdict(self))
 
 
 def analyze(activation: ActivationLike, sigma_w2: float, sigma_b2: float) -> TheoryResult:
@@ -466,7 +466,7 @@ class InitializerPoint:
         return iter((self.sigma_w2, self.sigma_b2))
 
     def to_dict(self) -> dict[str, Any]:
-        return _json(asdict(self))
+        return jsonable(asdict(self))
 
 
 def initializer_point(spec: str, fan_in: int, fan_out: int, bias_spec: str = "zeros") -> InitializerPoint:
@@ -484,96 +484,28 @@ def initializer_point(spec: str, fan_in: int, fan_out: int, bias_spec: str = "ze
     )  # fmt: skip
 
 
-# --- displays (scikit-learn's pattern; matplotlib is imported in plot) -----------------------
+def activation_name(activation: ActivationLike) -> str:
+    """The name theory gives an activation (a registered spec's canonical name, or the function's)."""
+    return _resolve(activation).name
 
 
-def _axes(ax: Any) -> tuple[Any, Any]:
-    import matplotlib.pyplot as plt
+def phase_grid(
+    activation: ActivationLike, sigma_w2_range: tuple[float, float] = (0.5, 4.0),
+    sigma_b2_range: tuple[float, float] = (0.0, 0.3), resolution: int = 30,
+) -> dict[str, Any]:  # fmt: skip
+    """The phase diagram's grid, ``resolution`` points a side (tanh at 30: about 2 s).
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    return ax.figure, ax
-
-
-@dataclass
-class PhaseDiagramDisplay:
-    """The correlation depth xi_c over ``(sigma_w2, sigma_b2)`` and the critical line chi1 = 1.
-
-    ``xi_c`` and ``chi1`` have a row per ``sigma_b2`` and a column per ``sigma_w2``.
+    Returns ``activation`` (its name), the axes ``sigma_w2`` and ``sigma_b2``, and ``xi_c`` and
+    ``chi1`` with a row per ``sigma_b2`` and a column per ``sigma_w2``.
     """
-
-    activation: str
-    sigma_w2: np.ndarray
-    sigma_b2: np.ndarray
-    xi_c: np.ndarray
-    chi1: np.ndarray
-
-    @classmethod
-    def from_activation(
-        cls, activation: ActivationLike, sigma_w2_range: tuple[float, float] = (0.5, 4.0),
-        sigma_b2_range: tuple[float, float] = (0.0, 0.3), resolution: int = 30,
-    ) -> PhaseDiagramDisplay:  # fmt: skip
-        """Compute the grid, ``resolution`` points a side (tanh at 30: about 2 s)."""
-        if resolution < 2:
-            raise InitlabError(f"resolution must be >= 2, got {resolution}")
-        _check(min(sigma_w2_range), min(sigma_b2_range))
-        phi = _resolve(activation)
-        sigma_w2, sigma_b2 = np.linspace(*sigma_w2_range, resolution), np.linspace(*sigma_b2_range, resolution)
-        grid_w2, grid_b2 = np.meshgrid(sigma_w2, sigma_b2)
-        values = _analyze_many(grid_w2, grid_b2, phi)
-        return cls(phi.name, sigma_w2, sigma_b2, values["xi_c"].reshape(grid_w2.shape), values["chi1"].reshape(grid_w2.shape))
-
-    def plot(self, ax: Any = None, points: Mapping[str, tuple[float, float]] | None = None, max_depth: float = 50.0) -> PhaseDiagramDisplay:
-        """Filled contours of xi_c (capped at ``max_depth``), the line chi1 = 1, and ``points`` by label."""
-        self.figure_, self.ax_ = figure, ax = _axes(ax)
-        depth = np.ma.masked_invalid(np.minimum(self.xi_c, max_depth))
-        self.contours_ = ax.contourf(self.sigma_w2, self.sigma_b2, depth, levels=np.linspace(0, max_depth, 11), cmap="viridis")
-        figure.colorbar(self.contours_, ax=ax, label=r"correlation depth $\xi_c$ (layers)")
-        self.critical_line_ = None
-        if np.nanmin(self.chi1) < 1 < np.nanmax(self.chi1):
-            self.critical_line_ = ax.contour(self.sigma_w2, self.sigma_b2, self.chi1, levels=[1.0], colors="white", linewidths=2)
-        for label, (x, y) in (points or {}).items():
-            ax.plot(x, y, "o", color="#C44E52", markeredgecolor="white", clip_on=False)
-            ax.annotate(label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9, bbox={"fc": "white", "alpha": 0.7, "lw": 0})
-        ax.set_facecolor("0.85")  # shows through where there is no finite q* (variance explodes)
-        ax.set(xlabel=r"$\sigma_w^2$", ylabel=r"$\sigma_b^2$")
-        unbounded = ", grey: variance explodes" if np.isnan(self.xi_c).any() else ""
-        ax.set_title(f"{self.activation}: ordered left of the line $\\chi_1 = 1$, chaotic right{unbounded}", fontsize=10)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return _json({name: getattr(self, name) for name in ("activation", "sigma_w2", "sigma_b2", "xi_c", "chi1")})
-
-
-@dataclass
-class VarianceDepthDisplay:
-    """Pre-activation variance per layer: the mean-field q(l), and measured values if given."""
-
-    theory: np.ndarray
-    measured: Sequence[float] | None = None
-    label: str = ""
-
-    @classmethod
-    def from_theory(
-        cls, activation: ActivationLike, sigma_w2: float, sigma_b2: float, q0: float, depth: int,
-        measured: Sequence[float] | None = None,
-    ) -> VarianceDepthDisplay:  # fmt: skip
-        """``theory[l]``: layer l's variance from ``q0`` (layer 0); ``measured[l]`` lines up with it."""
-        label = f"{_resolve(activation).name}, $\\sigma_w^2$={sigma_w2:g}, $\\sigma_b^2$={sigma_b2:g}"
-        return cls(variance_trajectory(q0, depth, sigma_w2, sigma_b2, activation), measured, label)
-
-    def plot(self, ax: Any = None) -> VarianceDepthDisplay:
-        self.figure_, self.ax_ = _, ax = _axes(ax)
-        ax.plot(np.arange(len(self.theory)), self.theory, "-", color="#4C72B0", label="mean-field theory")
-        if self.measured is not None:
-            ax.plot(np.arange(len(self.measured)), self.measured, "o", color="#C44E52", label="measured")
-        if np.all(np.asarray(self.theory) > 0):
-            ax.set_yscale("log")
-        ax.set(xlabel="layer", ylabel="pre-activation variance q")
-        ax.set_title(self.label, fontsize=10)
-        ax.legend(fontsize=8, frameon=False)
-        ax.spines[["top", "right"]].set_visible(False)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return _json({"label": self.label, "theory": self.theory, "measured": self.measured})
+    if resolution < 2:
+        raise InitlabError(f"resolution must be >= 2, got {resolution}")
+    _check(min(sigma_w2_range), min(sigma_b2_range))
+    phi = _resolve(activation)
+    sigma_w2, sigma_b2 = np.linspace(*sigma_w2_range, resolution), np.linspace(*sigma_b2_range, resolution)
+    grid_w2, grid_b2 = np.meshgrid(sigma_w2, sigma_b2)
+    values = _analyze_many(grid_w2, grid_b2, phi)
+    return {
+        "activation": phi.name, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2,
+        "xi_c": values["xi_c"].reshape(grid_w2.shape), "chi1": values["chi1"].reshape(grid_w2.shape),
+    }  # fmt: skip

@@ -41,12 +41,12 @@ def propagate(
     theory = predicted_preactivation_variance(result)
     if plot is not None:
         from initlab.plots import save
-        from initlab.propagation import PropagationDisplay
+        from initlab.signal_figures import PropagationDisplay
 
         save(PropagationDisplay.from_result(result, theory_forward=theory).plot().figure_, plot)
     if histograms is not None:
         from initlab.plots import save
-        from initlab.propagation import LayerHistogramsDisplay
+        from initlab.signal_figures import LayerHistogramsDisplay
 
         save(LayerHistogramsDisplay.from_result(result).plot().figure_, histograms)
     if as_json:
@@ -90,7 +90,8 @@ def isometry(
     """Dynamical isometry: singular values of the input-output Jacobian at initialization."""
     import numpy as np
 
-    from initlab.propagation import IsometryDisplay, jacobian_singular_values
+    from initlab.propagation import jacobian_singular_values
+    from initlab.signal_figures import IsometryDisplay
 
     results = [
         jacobian_singular_values(spec, depth=depth, width=width, activation=activation, samples=samples, seed=seed)
@@ -148,8 +149,9 @@ def theory(
     critical_value = mean_field.critical_sigma_w2(sigma_b2, activation) if critical else None
     if plot is not None:
         from initlab.plots import save
+        from initlab.signal_figures import PhaseDiagramDisplay
 
-        display = mean_field.PhaseDiagramDisplay.from_activation(activation)
+        display = PhaseDiagramDisplay.from_activation(activation)
         save(display.plot(points={name: (p.sigma_w2, p.sigma_b2) for name, p in points.items()}).figure_, plot)
     if as_json:
         payload: dict[str, Any] = {"results": [analysis.to_dict() | ({"initializer": point} if point else {})

@@ -6,23 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from numpy_reference import ACTIVATIONS
 
 from initlab.errors import InitlabError
 from initlab.models import MLP, DenseLayer, LayerOutputs
-
-
-def numpy_softmax(z: np.ndarray) -> np.ndarray:
-    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-NUMPY_ACTIVATIONS = {
-    "linear": lambda z: z,
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "softmax": numpy_softmax,
-}
 
 
 def numpy_forward(mlp: MLP, params, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -31,7 +18,7 @@ def numpy_forward(mlp: MLP, params, x: np.ndarray) -> list[tuple[np.ndarray, np.
     a = np.asarray(x, np.float64)
     for layer, layer_params in zip(mlp.layers, params):
         z = a @ np.asarray(layer_params["kernel"], np.float64) + np.asarray(layer_params["bias"], np.float64)
-        a = NUMPY_ACTIVATIONS[layer.activation](z)
+        a = ACTIVATIONS[layer.activation](z)
         outputs.append((z, a))
     return outputs
 

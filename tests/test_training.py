@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy_reference import sigmoid, softmax
 
 import initlab
 from initlab import losses, optimizers, training
@@ -82,15 +83,6 @@ def small_config() -> TrainConfig:
 # --- 1. one step against NumPy -------------------------------------------------------------------
 
 
-def numpy_sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def numpy_softmax(z):
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def numpy_sgd_step(params, x, y, loss_name: str, learning_rate: float):
     """Keras's SGD step on 784-64 sigmoid -> 10 softmax, derived by hand in float64.
 
@@ -100,8 +92,8 @@ def numpy_sgd_step(params, x, y, loss_name: str, learning_rate: float):
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     batch, classes = y.shape
 
-    a1 = numpy_sigmoid(x @ w1 + b1)
-    p = numpy_softmax(a1 @ w2 + b2)
+    a1 = sigmoid(x @ w1 + b1)
+    p = softmax(a1 @ w2 + b2)
 
     if loss_name == "mean_squared_error":
         # mean over the batch of the mean over classes of (p - y)^2

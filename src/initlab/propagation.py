@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,21 +25,12 @@ from typing import Any
 import numpy as np
 
 from initlab import activations, losses
-from initlab import initializers as initializers_module
 from initlab import data as data_module
+from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
 from initlab.models import MLP, DenseLayer, dense
-
-def _jsonable(value: Any) -> Any:
-    """Lists and plain floats, non-finite numbers as ``None`` (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value.item() if isinstance(value, np.generic) else value
+from initlab.theory import jsonable, variance_map
 
 
 @dataclass
@@ -65,7 +55,7 @@ class PropagationRun:
     gradient_histogram: dict[str, list]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
 
 LAYER_STATISTICS = ("preactivation_variance", "activation_mean", "activation_std", "saturation_fraction",
@@ -104,7 +94,7 @@ class PropagationResult:
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``(initializer, layer, statistic, value)``, ready for ``pandas.DataFrame``."""
         return [
-            {"initializer": run.initializer, "layer": layer + 1, "statistic": name, "value": _jsonable(value)}
+            {"initializer": run.initializer, "layer": layer + 1, "statistic": name, "value": jsonable(value)}
             for run in self.runs
             for name in LAYER_STATISTICS
             if getattr(run, name) is not None
@@ -112,7 +102,7 @@ class PropagationResult:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
 
 def _positive(**values: Any) -> None:
@@ -280,7 +270,7 @@ class IsometryResult:
         return float(np.mean(self.singular_values.astype(np.float64) ** 2))
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared})
+        return jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared})
 
 
 def jacobian_singular_values(
@@ -327,12 +317,10 @@ def predicted_preactivation_variance(result: PropagationResult) -> dict[str, lis
     Layer 1 gets ``sigma_w2 * q0 + sigma_b2`` from the measured inputs; each next layer the
     variance map ``q' = sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2`` (:mod:`initlab.theory`).
     """
-    from initlab import theory
-
     predictions = {}
     for run in result.runs:
         q = [run.sigma_w2[0] * result.q0 + run.sigma_b2]
         for sigma_w2 in run.sigma_w2[1:]:
-            q.append(float(theory.variance_map(q[-1], sigma_w2, run.sigma_b2, result.activation)))
+            q.append(float(variance_map(q[-1], sigma_w2, run.sigma_b2, result.activation)))
         predictions[run.initializer] = q
     return predictions

@@ -257,6 +257,8 @@ def train_ensemble(
 
     def program(probed: bool) -> Any:
         extra = probing.batch if probed else ()
+        # XLA's dense matmul, not initlab.sparse_dense's kernels: the wide matmuls of an ensemble
+        # split across devices are faster (benchmarks/README.md, 16 Part B models).
         epoch_fn = make_epoch(
             mlp, loss, optimizer, train_size, first.batch_size, dataset.scale, probing.probe if probed else None
         )

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -102,10 +103,17 @@ class MLP:
             )
         return tuple(params)
 
-    def apply(self, params: Params, x: Any) -> Any:
-        """The network's output for inputs ``x`` of shape ``(batch, input_dim)``."""
-        for layer_params, activation in zip(params, self.activation_functions):
-            x = activation(dense(x, layer_params["kernel"], layer_params["bias"]))
+    def apply(self, params: Params, x: Any, *, input_matmul: Callable[[Any, Any], Any] | None = None) -> Any:
+        """The network's output for inputs ``x`` of shape ``(batch, input_dim)``.
+
+        ``input_matmul(x, kernel)``, when given, replaces ``x @ kernel`` in the first layer
+        (:func:`initlab.sparse_dense.input_matmul`: the same product, skipping zero inputs).
+        """
+        for index, (layer_params, activation) in enumerate(zip(params, self.activation_functions)):
+            if index == 0 and input_matmul is not None:
+                x = activation(input_matmul(x, layer_params["kernel"]) + layer_params["bias"])
+            else:
+                x = activation(dense(x, layer_params["kernel"], layer_params["bias"]))
         return x
 
     def apply_with_intermediates(self, params: Params, x: Any) -> tuple[Any, list[LayerOutputs]]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from initlab import data as data_module
-from initlab import losses, lsuv, optimizers
+from initlab import losses, lsuv, optimizers, sparse_dense
 from initlab._lazy import jax, jnp, lax, optax
 from initlab.config import TrainConfig
 from initlab.models import MLP, Params
@@ -89,15 +89,15 @@ def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(size).astype(np.int32)
 
 
-def make_step(mlp: MLP, loss: Callable, optimizer: Any) -> Callable:
+def make_step(mlp: MLP, loss: Callable, optimizer: Any, input_matmul: Callable | None = None) -> Callable:
     """One Keras training step: ``(params, opt_state, x, y) -> (params, opt_state, loss_sum, correct)``.
 
     ``loss_sum`` is the batch's mean loss times its size, ``correct`` its count of right answers,
-    both measured on the forward pass before the update.
+    both measured on the forward pass before the update. ``input_matmul``: see :meth:`MLP.apply`.
     """
 
     def objective(params, x, y):
-        probabilities = mlp.apply(params, x)
+        probabilities = mlp.apply(params, x, input_matmul=input_matmul)
         return jnp.mean(loss(y, probabilities)), probabilities
 
     def step(params, opt_state, x, y):
@@ -118,6 +118,7 @@ def make_epoch(
     batch_size: int,
     scale: float = 1.0,
     probe: Callable | None = None,
+    input_matmul: Callable | None = None,
 ) -> Callable:
     """One epoch: ``(params, opt_state, order, x, y, x_val, y_val[, x_probe, y_probe]) -> (params, opt_state, metrics)``.
 
@@ -125,8 +126,9 @@ def make_epoch(
     (uint8 pixels) and turned into float32 / ``scale`` batch by batch. With ``probe``
     (:func:`initlab.probes.make_probe`), the per-layer statistics after the epoch, computed in
     the same compiled program on ``(x_probe, y_probe)``, come back as ``metrics["probe"]``.
+    ``input_matmul`` computes the first layer's product (:func:`initlab.sparse_dense.input_matmul`).
     """
-    step = make_step(mlp, loss, optimizer)
+    step = make_step(mlp, loss, optimizer, input_matmul)
     full_batches, remainder = divmod(train_size, batch_size)
 
     def features(x):
@@ -147,7 +149,7 @@ def make_epoch(
             rest = order[full_batches * batch_size :]
             params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
             loss_total, correct_total = loss_total + loss_sum, correct_total + correct
-        val_probabilities = mlp.apply(params, features(x_val))
+        val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
         metrics = {
             "loss": loss_total / train_size,
             "accuracy": correct_total / train_size,
@@ -190,9 +192,19 @@ def train(
 
     train_size = len(dataset.x_train)
     probing = Probing.create(config, mlp, loss, dataset)
+    input_matmul = sparse_dense.input_matmul(dataset.x_train)
     programs = {
         probed: jax.jit(
-            make_epoch(mlp, loss, optimizer, train_size, config.batch_size, dataset.scale, probing.probe if probed else None),
+            make_epoch(
+                mlp,
+                loss,
+                optimizer,
+                train_size,
+                config.batch_size,
+                dataset.scale,
+                probing.probe if probed else None,
+                input_matmul,
+            ),
             donate_argnums=(0, 1),
         )
         .lower(params, opt_state, epoch_order(config.seed, 1, train_size), *arrays, *(probing.batch if probed else ()))

@@ -1,0 +1,300 @@
+// A Dense layer's two products on inputs that are mostly zeros (MNIST: 81% of the pixels),
+// as XLA FFI custom calls for CPU. They skip the zeros, which a dense BLAS product cannot:
+//
+//   initlab_sparse_forward:      y[r, m, i, :] = sum_k x[r, i, k] * w[r, m, k, :]
+//   initlab_sparse_weight_grad:  dw[r, m, k, :] = sum_i x[r, i, k] * g[r, m, i, :]
+//
+// x: (R, B, N) inputs, one batch per row r of an ensemble; w: (R, M, N, U) the kernels of the
+// row's M models; g: (R, M, B, U) the gradient with respect to y. A single model is R = M = 1.
+// The forward kernel lists each row's nonzeros once (for its M models) and also returns a
+// bitmap of them by column, (R, ceil(B / 32) * N) words, with which the weight gradient finds
+// each column's nonzeros without a transposition. Work is split over XLA's intra-op thread
+// pool, in a fixed partition (results do not depend on the threads). Every output element is a
+// sum over the nonzero inputs only, in increasing order of the summed index, in float32 with
+// fused multiply-adds (two partial sums over alternate terms, added at the end).
+//
+// Built by initlab/sparse_dense.py with -march=native; needs AVX-512F.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// Run fn(task) for task in [0, tasks) on the calling thread and up to threads - 1 pool workers.
+// Tasks are claimed from a shared counter, so the call finishes even if no worker ever starts.
+template <typename F>
+void ParallelFor(ffi::ThreadPool& pool, int64_t tasks, F fn) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+  };
+  auto state = std::make_shared<State>();
+  auto run = [state, tasks](F& f) {
+    int64_t task;
+    while ((task = state->next.fetch_add(1, std::memory_order_relaxed)) < tasks) {
+      f(task);
+      state->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), tasks) - 1;
+  // Workers hold their own copy of fn and of the state: a late one finds no task left and returns.
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([run, fn]() mutable { run(fn); });
+  run(fn);
+  while (state->done.load(std::memory_order_acquire) < tasks) _mm_pause();
+}
+
+inline __mmask16 TailMask(int64_t lanes) { return lanes >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << lanes) - 1); }
+
+// out[0:u] = sum_j val[j] * base[idx[j] * u + 0:u]  (rows of a row-major (?, u) matrix).
+// Lanes in blocks of up to 64 (four registers), two partial sums to hide the FMA latency.
+void SumRows(const int32_t* idx, const float* val, int32_t nnz, const float* base, int64_t u, float* out) {
+  for (int64_t c = 0; c < u; c += 64) {
+    const int64_t lanes = std::min<int64_t>(64, u - c);
+    const __mmask16 m0 = TailMask(lanes), m1 = TailMask(lanes - 16), m2 = TailMask(lanes - 32),
+                    m3 = TailMask(lanes - 48);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    const float* col = base + c;
+    int32_t j = 0;
+    if (lanes == 64) {
+      for (; j + 2 <= nnz; j += 2) {
+        const float* p = col + static_cast<int64_t>(idx[j]) * u;
+        const float* q = col + static_cast<int64_t>(idx[j + 1]) * u;
+        const __m512 v = _mm512_set1_ps(val[j]), w = _mm512_set1_ps(val[j + 1]);
+        a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
+        a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
+        a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
+        a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
+        b0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q), b0);
+        b1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 16), b1);
+        b2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 32), b2);
+        b3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 48), b3);
+      }
+    } else {
+      for (; j + 2 <= nnz; j += 2) {
+        const float* p = col + static_cast<int64_t>(idx[j]) * u;
+        const float* q = col + static_cast<int64_t>(idx[j + 1]) * u;
+        const __m512 v = _mm512_set1_ps(val[j]), w = _mm512_set1_ps(val[j + 1]);
+        a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m0, p), a0);
+        b0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m0, q), b0);
+        if (lanes > 16) {
+          a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m1, p + 16), a1);
+          b1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m1, q + 16), b1);
+        }
+        if (lanes > 32) {
+          a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, p + 32), a2);
+          b2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m2, q + 32), b2);
+        }
+        if (lanes > 48) {
+          a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, p + 48), a3);
+          b3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m3, q + 48), b3);
+        }
+      }
+    }
+    if (j < nnz) {
+      const float* p = col + static_cast<int64_t>(idx[j]) * u;
+      const __m512 v = _mm512_set1_ps(val[j]);
+      a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m0, p), a0);
+      if (lanes > 16) a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m1, p + 16), a1);
+      if (lanes > 32) a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, p + 32), a2);
+      if (lanes > 48) a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, p + 48), a3);
+    }
+    _mm512_mask_storeu_ps(out + c, m0, _mm512_add_ps(a0, b0));
+    if (lanes > 16) _mm512_mask_storeu_ps(out + c + 16, m1, _mm512_add_ps(a1, b1));
+    if (lanes > 32) _mm512_mask_storeu_ps(out + c + 32, m2, _mm512_add_ps(a2, b2));
+    if (lanes > 48) _mm512_mask_storeu_ps(out + c + 48, m3, _mm512_add_ps(a3, b3));
+  }
+}
+
+// Scratch owned by the calling thread, grown as needed (pool workers write into the caller's).
+struct Scratch {
+  std::vector<int32_t> count, idx;
+  std::vector<float> val;
+};
+thread_local Scratch scratch;
+
+template <typename T>
+T* Grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+constexpr int64_t kChunkRows = 32;  // rows listed by one task: one 32-bit word of the column bitmaps
+constexpr int64_t kColumnsPerTask = 32;
+
+// Lists the nonzeros of x's rows [i0, i1) (i0 a multiple of 32) and sets their bits in the
+// column bitmaps: bit i % 32 of bits[(i / 32) * N + k] is set when x[i, k] != 0.
+void ListChunk(const float* x, int64_t i0, int64_t i1, int64_t n, int32_t* count, int32_t* idx, float* val,
+               int64_t stride, uint32_t* bits) {
+  uint32_t* word = bits + (i0 / 32) * n;
+  std::fill(word, word + n, 0u);
+  const __m512i ks0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t i = i0; i < i1; ++i) {
+    const float* row = x + i * n;
+    int32_t* ri = idx + i * stride;
+    float* rv = val + i * stride;
+    const __m512i bit = _mm512_set1_epi32(static_cast<int32_t>(1u << (i % 32)));
+    int32_t nnz = 0;
+    int64_t k = 0;
+    __m512i ks = ks0;
+    for (; k + 16 <= n; k += 16) {
+      const __m512 v = _mm512_loadu_ps(row + k);
+      const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      // Compress into registers, then store: compress-to-memory is microcoded and slow on Zen 4.
+      _mm512_storeu_si512(ri + nnz, _mm512_maskz_compress_epi32(nz, ks));
+      _mm512_storeu_ps(rv + nnz, _mm512_maskz_compress_ps(nz, v));
+      nnz += __builtin_popcount(nz);
+      __m512i* w = reinterpret_cast<__m512i*>(word + k);
+      _mm512_storeu_si512(w, _mm512_or_si512(_mm512_loadu_si512(w), _mm512_maskz_mov_epi32(nz, bit)));
+      ks = _mm512_add_epi32(ks, _mm512_set1_epi32(16));
+    }
+    for (; k < n; ++k) {
+      ri[nnz] = static_cast<int32_t>(k);
+      rv[nnz] = row[k];
+      if (row[k] != 0.0f) word[k] |= 1u << (i % 32);
+      nnz += row[k] != 0.0f;
+    }
+    count[i] = nnz;
+  }
+}
+
+// out[0:u] = sum over the set bits i of the column's words of x[i * n] * g[i * u + 0:u], i increasing.
+void SumColumn(const uint32_t* words, int64_t word_count, int64_t n, const float* x, const float* g, int64_t u,
+               float* out) {
+  if (u == 64) {  // the common case, without the list: two partial sums over alternate entries
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t pending = -1;
+    for (int64_t w = 0; w < word_count; ++w) {
+      for (uint32_t bits = words[w * n]; bits; bits &= bits - 1) {
+        const int64_t i = w * 32 + __builtin_ctz(bits);
+        if (pending < 0) {
+          pending = i;
+          continue;
+        }
+        const float* p = g + pending * 64;
+        const float* q = g + i * 64;
+        const __m512 v = _mm512_set1_ps(x[pending * n]), z = _mm512_set1_ps(x[i * n]);
+        pending = -1;
+        a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
+        a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
+        a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
+        a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
+        b0 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q), b0);
+        b1 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 16), b1);
+        b2 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 32), b2);
+        b3 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 48), b3);
+      }
+    }
+    if (pending >= 0) {
+      const float* p = g + pending * 64;
+      const __m512 v = _mm512_set1_ps(x[pending * n]);
+      a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
+      a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
+      a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
+      a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, b0));
+    _mm512_storeu_ps(out + 16, _mm512_add_ps(a1, b1));
+    _mm512_storeu_ps(out + 32, _mm512_add_ps(a2, b2));
+    _mm512_storeu_ps(out + 48, _mm512_add_ps(a3, b3));
+    return;
+  }
+  thread_local std::vector<int32_t> rows;
+  thread_local std::vector<float> values;
+  int32_t* r = Grow(rows, word_count * 32);
+  float* v = Grow(values, word_count * 32);
+  int32_t count = 0;
+  for (int64_t w = 0; w < word_count; ++w) {
+    for (uint32_t bits = words[w * n]; bits; bits &= bits - 1) {
+      const int64_t i = w * 32 + __builtin_ctz(bits);
+      r[count] = static_cast<int32_t>(i);
+      v[count++] = x[i * n];
+    }
+  }
+  SumRows(r, v, count, g, u, out);
+}
+
+// The forward product, and the bitmaps of x's nonzeros by column that the weight gradient uses:
+// bit i % 32 of bits[r, (i / 32) * N + k] is set when x[r, i, k] != 0.
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
+                   ffi::ResultBuffer<ffi::F32> y, ffi::ResultBuffer<ffi::U32> bits_out) {
+  const auto xd = x.dimensions();
+  const auto wd = w.dimensions();
+  if (xd.size() != 3 || wd.size() != 4 || wd[0] != xd[0] || wd[2] != xd[2])
+    return ffi::Error::InvalidArgument("initlab_sparse_forward: expected x (R, B, N) and w (R, M, N, U)");
+  const int64_t R = xd[0], B = xd[1], N = xd[2], M = wd[1], U = wd[3];
+  const float* xp = x.typed_data();
+  const float* wp = w.typed_data();
+  float* yp = y->typed_data();
+  uint32_t* bits = bits_out->typed_data();
+  const int64_t stride = N + 16;
+  const int64_t words = (B + 31) / 32;
+  int32_t* count = Grow(scratch.count, R * B);
+  int32_t* idx = Grow(scratch.idx, R * B * stride);
+  float* val = Grow(scratch.val, R * B * stride);
+  ParallelFor(pool, R * words, [=](int64_t task) {
+    const int64_t r = task / words, i0 = (task % words) * 32;
+    ListChunk(xp + r * B * N, i0, std::min(B, i0 + 32), N, count + r * B, idx + r * B * stride,
+              val + r * B * stride, stride, bits + r * words * N);
+  });
+  const int64_t chunks = (B + kChunkRows - 1) / kChunkRows;
+  ParallelFor(pool, R * M * chunks, [=](int64_t task) {
+    const int64_t rm = task / chunks, r = rm / M;
+    const float* wm = wp + rm * N * U;
+    for (int64_t i = (task % chunks) * kChunkRows; i < std::min(B, (task % chunks + 1) * kChunkRows); ++i) {
+      const int64_t q = r * B + i;
+      SumRows(idx + q * stride, val + q * stride, count[q], wm, U, yp + (rm * B + i) * U);
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// dw[r, m, k, :] = sum_i x[r, i, k] * g[r, m, i, :] over the nonzeros that the bitmaps list.
+ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::U32> bits_in,
+                      ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> dw) {
+  const auto xd = x.dimensions();
+  const auto gd = g.dimensions();
+  if (xd.size() != 3 || gd.size() != 4 || gd[0] != xd[0] || gd[2] != xd[1])
+    return ffi::Error::InvalidArgument("initlab_sparse_weight_grad: expected x (R, B, N) and g (R, M, B, U)");
+  const int64_t R = xd[0], B = xd[1], N = xd[2], M = gd[1], U = gd[3];
+  const float* xp = x.typed_data();
+  const uint32_t* bits = bits_in.typed_data();
+  const float* gp = g.typed_data();
+  float* dp = dw->typed_data();
+  const int64_t words = (B + 31) / 32;
+  const int64_t chunks = (N + kColumnsPerTask - 1) / kColumnsPerTask;
+  ParallelFor(pool, R * M * chunks, [=](int64_t task) {
+    const int64_t rm = task / chunks, r = rm / M;
+    const float* gm = gp + rm * B * U;
+    for (int64_t k = (task % chunks) * kColumnsPerTask; k < std::min(N, (task % chunks + 1) * kColumnsPerTask); ++k)
+      SumColumn(bits + r * words * N + k, words, N, xp + r * B * N + k, gm, U, dp + (rm * N + k) * U);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(initlab_sparse_forward, Forward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::U32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(initlab_sparse_weight_grad, WeightGrad,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());

@@ -2,7 +2,8 @@
 
 Measures, in one run so that the ratios compare like with like:
 - peak float32 matmul throughput of the machine (a 2048^3 matmul, NumPy and JAX, best of 10);
-- initlab's training time for 20 epochs (compile excluded), and the fraction of peak it reaches;
+- initlab's training time for 20 epochs (compile excluded), with its sparse-input kernels and,
+  alternating, with XLA's dense matmul, and the (dense-equivalent) fraction of peak it reaches;
 - the wall time of the whole ``initlab train`` process (import, data, compile included);
 - Keras running the tutorial's code (``keras_tutorial.py``) for the same network, when Keras is
   installed, and the ratio of the two.
@@ -58,15 +59,32 @@ def _timed(fn) -> float:
 
 
 def initlab_training(repeats: int) -> dict[str, float]:
+    """Training time with initlab's sparse-input kernels and, alternating run by run, with XLA's dense matmul."""
     import initlab
+    from initlab import sparse_dense
 
-    runs = [initlab.train(initlab.TrainConfig(seed=seed)) for seed in range(repeats)]
+    use_kernels = sparse_dense.input_matmul
+    runs, xla_runs = [], []
+    for seed in range(repeats):
+        runs.append(initlab.train(initlab.TrainConfig(seed=seed)))
+        sparse_dense.input_matmul = lambda x_train: None
+        try:
+            xla_runs.append(initlab.train(initlab.TrainConfig(seed=seed)))
+        finally:
+            sparse_dense.input_matmul = use_kernels
     train_seconds = [run.timings["train_s"] for run in runs]
+    xla_seconds = [run.timings["train_s"] for run in xla_runs]
     return {
+        "sparse_kernels": sparse_dense.available(),
         "train_s_best": min(train_seconds),
         "train_s_median": float(np.median(train_seconds)),
+        "train_s_runs": train_seconds,
+        "xla_dense_train_s_best": min(xla_seconds),
+        "xla_dense_train_s_median": float(np.median(xla_seconds)),
+        "xla_dense_train_s_runs": xla_seconds,
         "compile_s_median": float(np.median([run.timings["compile_s"] for run in runs])),
         "final_val_accuracy": [run.history["val_accuracy"][-1] for run in runs],
+        "xla_dense_final_val_accuracy": [run.history["val_accuracy"][-1] for run in xla_runs],
     }
 
 

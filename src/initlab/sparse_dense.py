@@ -8,10 +8,11 @@ The numbers are the same products summed in another order (float32 rounding diff
 between two BLAS libraries).
 
 They are built from source with the system's C++ compiler the first time they are needed
-(about 3 s, kept in initlab's cache folder) and used when all of these hold: the CPU has
-AVX-512, JAX runs on the CPU, the inputs are at most :data:`MAX_DENSITY` nonzero, and
-``INITLAB_SPARSE_KERNELS`` is not ``0``. Otherwise, or when the build fails (one warning says
-why), the layer uses XLA's dense matmul.
+(about 3 s, kept in initlab's cache folder). :func:`initlab.train` uses them when all of these
+hold: the CPU has AVX-512, JAX runs on the CPU, the inputs are at most :data:`MAX_DENSITY`
+nonzero, and ``INITLAB_SPARSE_KERNELS`` is not ``0``. Otherwise, or when the build fails (one
+warning says why), the layer uses XLA's dense matmul. Ensembles keep XLA's: their wide matmuls,
+split across one device per core, measured faster (``benchmarks/README.md``).
 
 Example:
     >>> product = input_matmul(dataset.x_train)   # None: use x @ w

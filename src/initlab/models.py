@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -45,9 +46,9 @@ class DenseLayer:
         initializers_module.initializers.resolve(self.bias_initializer)
 
 
-def dense(x: Any, kernel: Any, bias: Any) -> Any:
-    """``x @ kernel + bias``: one Dense layer's pre-activation."""
-    return x @ kernel + bias
+def dense(x: Any, kernel: Any, bias: Any, matmul: Callable[[Any, Any], Any] = operator.matmul) -> Any:
+    """``x @ kernel + bias``: one Dense layer's pre-activation (the product computed by ``matmul``)."""
+    return matmul(x, kernel) + bias
 
 
 class LayerOutputs(NamedTuple):
@@ -109,11 +110,10 @@ class MLP:
         ``input_matmul(x, kernel)``, when given, replaces ``x @ kernel`` in the first layer
         (:func:`initlab.sparse_dense.input_matmul`: the same product, skipping zero inputs).
         """
-        for index, (layer_params, activation) in enumerate(zip(params, self.activation_functions)):
-            if index == 0 and input_matmul is not None:
-                x = activation(input_matmul(x, layer_params["kernel"]) + layer_params["bias"])
-            else:
-                x = activation(dense(x, layer_params["kernel"], layer_params["bias"]))
+        matmul = input_matmul or operator.matmul
+        for layer_params, activation in zip(params, self.activation_functions):
+            x = activation(dense(x, layer_params["kernel"], layer_params["bias"], matmul))
+            matmul = operator.matmul
         return x
 
     def apply_with_intermediates(self, params: Params, x: Any) -> tuple[Any, list[LayerOutputs]]:

@@ -58,14 +58,23 @@ def input_matmul(x_train: np.ndarray) -> Callable[[Any, Any], Any] | None:
     return matmul
 
 
-def _cpu_has_avx512() -> bool:
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False
+@functools.cache
+def _cpu_description() -> str:
+    """The first processor's model name and flags (what -march=native depends on), "" where unknown."""
     try:
         with open("/proc/cpuinfo") as handle:
-            return any(line.startswith("flags") and " avx512f" in line for line in handle)
+            lines = {}
+            for line in handle:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags"):
+                    lines.setdefault(key, line.strip())
+            return "\n".join(lines.values())
     except OSError:
-        return False
+        return ""
+
+
+def _cpu_has_avx512() -> bool:
+    return platform.machine() in ("x86_64", "AMD64") and " avx512f" in _cpu_description()
 
 
 @functools.cache
@@ -76,7 +85,7 @@ def available() -> bool:
     if not _cpu_has_avx512() or jax.default_backend() != "cpu":
         return False
     try:
-        library = _load(_build())
+        library = ctypes.cdll.LoadLibrary(_build())
     except (OSError, subprocess.SubprocessError, RuntimeError) as error:
         warnings.warn(
             f"initlab: could not build the sparse-input kernels ({error}); the first layer uses XLA's dense "
@@ -97,11 +106,11 @@ def _build() -> str:
     if compiler is None:
         raise RuntimeError("no C++ compiler found")
     include = jax.ffi.include_dir()
-    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}"]
+    flags = ["-O3", "-march=native", "-std=c++20", "-shared", "-fPIC", "-w", f"-I{include}"]
     import jaxlib
 
     key = hashlib.sha256(
-        b"\0".join([source, jaxlib.__version__.encode(), compiler.encode(), " ".join(flags).encode(), _cpu_id()])
+        b"\0".join([source, jaxlib.__version__.encode(), compiler.encode(), " ".join(flags).encode(), _cpu_description().encode()])
     ).hexdigest()[:16]
     folder = os.path.join(cache_dir(), "native")
     target = os.path.join(folder, f"sparse_dense-{key}.so")
@@ -121,19 +130,6 @@ def _build() -> str:
             raise RuntimeError(f"{os.path.basename(compiler)} failed: {lines[0] if lines else result.returncode}")
         os.replace(built, target)  # atomic: processes building side by side never see half a file
     return target
-
-
-def _cpu_id() -> bytes:
-    """What -march=native depends on: the CPU's model name and flags."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return "".join(line for line in handle if line.startswith(("model name", "flags"))).encode()
-    except OSError:
-        return platform.processor().encode()
-
-
-def _load(path: str) -> ctypes.CDLL:
-    return ctypes.cdll.LoadLibrary(path)
 
 
 # The kernels work on rows of an ensemble: x (R, B, N), kernels (R, M, N, U), g (R, M, B, U);
@@ -167,7 +163,8 @@ def _unfold_rows(axis_size: int, row_batched: bool, arrays: tuple) -> tuple:
 
 
 @functools.cache
-def _kernels() -> tuple[Callable, Callable, Callable]:
+def _product() -> Callable[[Any, Any], Any]:
+    """``x @ w`` through the kernels, with its gradient and vmap rules."""
     @jax.custom_batching.custom_vmap
     def forward(x, w):
         rows, batch, n = x.shape
@@ -197,7 +194,10 @@ def _kernels() -> tuple[Callable, Callable, Callable]:
         x_batched, bits_batched, g_batched = in_batched
         per_row = [x, bits]
         if x_batched or bits_batched:
-            per_row = [a if b else jnp.broadcast_to(a, (axis_size, *a.shape)) for a, b in zip(per_row, in_batched)]
+            per_row = [
+                a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
+                for a, batched in zip(per_row, (x_batched, bits_batched))
+            ]
         elif not g_batched:
             return weight_grad(x, bits, g), False
         per_row, g, unfold = _fold(axis_size, x_batched or bits_batched, per_row, g, g_batched)
@@ -216,7 +216,7 @@ def _kernels() -> tuple[Callable, Callable, Callable]:
         return g @ w.T, weight_grad(x[None], bits, g[None, None])[0, 0]
 
     product.defvjp(product_fwd, product_bwd)
-    return product, forward, weight_grad
+    return product
 
 
 def matmul(x: Any, w: Any) -> Any:
@@ -225,4 +225,4 @@ def matmul(x: Any, w: Any) -> Any:
     Differentiable (the gradient with respect to ``w`` skips them too) and vmappable over either
     argument. Needs :func:`available`.
     """
-    return _kernels()[0](jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+    return _product()(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))

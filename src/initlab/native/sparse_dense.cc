@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -53,66 +52,73 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t tasks, F fn) {
   while (state->done.load(std::memory_order_acquire) < tasks) _mm_pause();
 }
 
-inline __mmask16 TailMask(int64_t lanes) { return lanes >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << lanes) - 1); }
+inline __mmask16 TailMask(int64_t lanes) {
+  return lanes >= 16 ? 0xFFFF : lanes <= 0 ? 0 : static_cast<__mmask16>((1u << lanes) - 1);
+}
 
-// out[0:u] = sum_j val[j] * base[idx[j] * u + 0:u]  (rows of a row-major (?, u) matrix).
-// Lanes in blocks of up to 64 (four registers), two partial sums to hide the FMA latency.
-void SumRows(const int32_t* idx, const float* val, int32_t nnz, const float* base, int64_t u, float* out) {
+// Sums of scaled rows (v * row[0:lanes], up to 64 lanes in four registers), kept as two partial
+// sums over alternate terms to hide the FMA latency, added at the end. kFull: all 64 lanes.
+template <bool kFull>
+class RowSums {
+ public:
+  explicit RowSums(int64_t lanes) : lanes_(lanes) {
+    for (int k = 0; k < 4; ++k) {
+      mask_[k] = TailMask(lanes - 16 * k);
+      a_[k] = b_[k] = _mm512_setzero_ps();
+    }
+  }
+  void AddPair(float v, const float* p, float w, const float* q) {
+    const __m512 sv = _mm512_set1_ps(v), sw = _mm512_set1_ps(w);
+    for (int k = 0; k < 4; ++k) {
+      if (!Used(k)) continue;
+      a_[k] = _mm512_fmadd_ps(sv, Load(k, p), a_[k]);
+      b_[k] = _mm512_fmadd_ps(sw, Load(k, q), b_[k]);
+    }
+  }
+  void Add(float v, const float* p) {
+    const __m512 sv = _mm512_set1_ps(v);
+    for (int k = 0; k < 4; ++k)
+      if (Used(k)) a_[k] = _mm512_fmadd_ps(sv, Load(k, p), a_[k]);
+  }
+  void Store(float* out) const {
+    for (int k = 0; k < 4; ++k)
+      if (Used(k)) _mm512_mask_storeu_ps(out + 16 * k, mask_[k], _mm512_add_ps(a_[k], b_[k]));
+  }
+
+ private:
+  bool Used(int k) const { return kFull || lanes_ > 16 * k; }
+  __m512 Load(int k, const float* p) const {
+    return kFull ? _mm512_loadu_ps(p + 16 * k) : _mm512_maskz_loadu_ps(mask_[k], p + 16 * k);
+  }
+  int64_t lanes_;
+  __mmask16 mask_[4];
+  __m512 a_[4], b_[4];
+};
+
+// Calls block.template operator()<kFull>(c, lanes) for each block of up to 64 lanes of [0, u).
+template <typename Block>
+void ForLaneBlocks(int64_t u, Block block) {
   for (int64_t c = 0; c < u; c += 64) {
     const int64_t lanes = std::min<int64_t>(64, u - c);
-    const __mmask16 m0 = TailMask(lanes), m1 = TailMask(lanes - 16), m2 = TailMask(lanes - 32),
-                    m3 = TailMask(lanes - 48);
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    if (lanes == 64) {
+      block.template operator()<true>(c, lanes);
+    } else {
+      block.template operator()<false>(c, lanes);
+    }
+  }
+}
+
+// out[0:u] = sum_j val[j] * base[idx[j] * u + 0:u]  (rows of a row-major (?, u) matrix).
+void SumRows(const int32_t* idx, const float* val, int32_t nnz, const float* base, int64_t u, float* out) {
+  ForLaneBlocks(u, [&]<bool kFull>(int64_t c, int64_t lanes) {
+    RowSums<kFull> sums(lanes);
     const float* col = base + c;
     int32_t j = 0;
-    if (lanes == 64) {
-      for (; j + 2 <= nnz; j += 2) {
-        const float* p = col + static_cast<int64_t>(idx[j]) * u;
-        const float* q = col + static_cast<int64_t>(idx[j + 1]) * u;
-        const __m512 v = _mm512_set1_ps(val[j]), w = _mm512_set1_ps(val[j + 1]);
-        a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
-        a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
-        a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
-        a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
-        b0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q), b0);
-        b1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 16), b1);
-        b2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 32), b2);
-        b3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + 48), b3);
-      }
-    } else {
-      for (; j + 2 <= nnz; j += 2) {
-        const float* p = col + static_cast<int64_t>(idx[j]) * u;
-        const float* q = col + static_cast<int64_t>(idx[j + 1]) * u;
-        const __m512 v = _mm512_set1_ps(val[j]), w = _mm512_set1_ps(val[j + 1]);
-        a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m0, p), a0);
-        b0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m0, q), b0);
-        if (lanes > 16) {
-          a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m1, p + 16), a1);
-          b1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m1, q + 16), b1);
-        }
-        if (lanes > 32) {
-          a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, p + 32), a2);
-          b2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m2, q + 32), b2);
-        }
-        if (lanes > 48) {
-          a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, p + 48), a3);
-          b3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m3, q + 48), b3);
-        }
-      }
-    }
-    if (j < nnz) {
-      const float* p = col + static_cast<int64_t>(idx[j]) * u;
-      const __m512 v = _mm512_set1_ps(val[j]);
-      a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m0, p), a0);
-      if (lanes > 16) a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m1, p + 16), a1);
-      if (lanes > 32) a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, p + 32), a2);
-      if (lanes > 48) a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, p + 48), a3);
-    }
-    _mm512_mask_storeu_ps(out + c, m0, _mm512_add_ps(a0, b0));
-    if (lanes > 16) _mm512_mask_storeu_ps(out + c + 16, m1, _mm512_add_ps(a1, b1));
-    if (lanes > 32) _mm512_mask_storeu_ps(out + c + 32, m2, _mm512_add_ps(a2, b2));
-    if (lanes > 48) _mm512_mask_storeu_ps(out + c + 48, m3, _mm512_add_ps(a3, b3));
-  }
+    for (; j + 2 <= nnz; j += 2)
+      sums.AddPair(val[j], col + static_cast<int64_t>(idx[j]) * u, val[j + 1], col + static_cast<int64_t>(idx[j + 1]) * u);
+    if (j < nnz) sums.Add(val[j], col + static_cast<int64_t>(idx[j]) * u);
+    sums.Store(out + c);
+  });
 }
 
 // Scratch owned by the calling thread, grown as needed (pool workers write into the caller's).
@@ -170,57 +176,23 @@ void ListChunk(const float* x, int64_t i0, int64_t i1, int64_t n, int32_t* count
 // out[0:u] = sum over the set bits i of the column's words of x[i * n] * g[i * u + 0:u], i increasing.
 void SumColumn(const uint32_t* words, int64_t word_count, int64_t n, const float* x, const float* g, int64_t u,
                float* out) {
-  if (u == 64) {  // the common case, without the list: two partial sums over alternate entries
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    int64_t pending = -1;
+  ForLaneBlocks(u, [&]<bool kFull>(int64_t c, int64_t lanes) {
+    RowSums<kFull> sums(lanes);
+    int64_t pending = -1;  // terms go in pairs, as in SumRows
     for (int64_t w = 0; w < word_count; ++w) {
       for (uint32_t bits = words[w * n]; bits; bits &= bits - 1) {
         const int64_t i = w * 32 + __builtin_ctz(bits);
         if (pending < 0) {
           pending = i;
-          continue;
+        } else {
+          sums.AddPair(x[pending * n], g + pending * u + c, x[i * n], g + i * u + c);
+          pending = -1;
         }
-        const float* p = g + pending * 64;
-        const float* q = g + i * 64;
-        const __m512 v = _mm512_set1_ps(x[pending * n]), z = _mm512_set1_ps(x[i * n]);
-        pending = -1;
-        a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
-        a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
-        a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
-        a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
-        b0 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q), b0);
-        b1 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 16), b1);
-        b2 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 32), b2);
-        b3 = _mm512_fmadd_ps(z, _mm512_loadu_ps(q + 48), b3);
       }
     }
-    if (pending >= 0) {
-      const float* p = g + pending * 64;
-      const __m512 v = _mm512_set1_ps(x[pending * n]);
-      a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p), a0);
-      a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 16), a1);
-      a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 32), a2);
-      a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(p + 48), a3);
-    }
-    _mm512_storeu_ps(out, _mm512_add_ps(a0, b0));
-    _mm512_storeu_ps(out + 16, _mm512_add_ps(a1, b1));
-    _mm512_storeu_ps(out + 32, _mm512_add_ps(a2, b2));
-    _mm512_storeu_ps(out + 48, _mm512_add_ps(a3, b3));
-    return;
-  }
-  thread_local std::vector<int32_t> rows;
-  thread_local std::vector<float> values;
-  int32_t* r = Grow(rows, word_count * 32);
-  float* v = Grow(values, word_count * 32);
-  int32_t count = 0;
-  for (int64_t w = 0; w < word_count; ++w) {
-    for (uint32_t bits = words[w * n]; bits; bits &= bits - 1) {
-      const int64_t i = w * 32 + __builtin_ctz(bits);
-      r[count] = static_cast<int32_t>(i);
-      v[count++] = x[i * n];
-    }
-  }
-  SumRows(r, v, count, g, u, out);
+    if (pending >= 0) sums.Add(x[pending * n], g + pending * u + c);
+    sums.Store(out + c);
+  });
 }
 
 // The forward product, and the bitmaps of x's nonzeros by column that the weight gradient uses:

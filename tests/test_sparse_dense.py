@@ -165,3 +165,23 @@ def test_an_ensemble_on_sparse_inputs_equals_its_models_trained_alone():
             np.testing.assert_allclose(result.history[key], values, rtol=0, atol=1e-5, err_msg=key)
         for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(alone.params)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_a_diverging_model_in_a_kernel_ensemble_leaves_the_others_unaffected():
+    data = sparse_dataset(256, 0.2, seed=2)
+    linear = dataclasses.replace(
+        BASE, activation="linear", output_activation="linear", loss="mean_squared_error", epochs=4
+    )
+    calm = [
+        dataclasses.replace(linear, kernel_initializer="glorot_uniform", optimizer="sgd(learning_rate=0.001)", seed=s)
+        for s in (0, 1)
+    ]
+    wild = dataclasses.replace(linear, kernel_initializer="RandomNormal(stddev=1.0)", optimizer="sgd(learning_rate=1.0)")
+    together = train_ensemble([calm[0], wild, calm[1]], dataset=data)
+    assert together[1].diverged_epoch is not None  # inf or NaN flowed through the kernels of one model
+    for beside, config in zip((together[0], together[2]), calm):
+        alone = initlab.train(config, dataset=data)
+        assert beside.diverged_epoch is None and alone.diverged_epoch is None
+        for key, values in alone.history.items():
+            np.testing.assert_allclose(beside.history[key], values, rtol=0, atol=1e-5, err_msg=key)

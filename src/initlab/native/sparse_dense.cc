@@ -121,7 +121,7 @@ void SumRows(const int32_t* idx, const float* val, int32_t nnz, const float* bas
   });
 }
 
-// Scratch owned by the calling thread, grown as needed (pool workers write into the caller's).
+// Scratch owned by the thread that runs a task, grown as needed.
 struct Scratch {
   std::vector<int32_t> count, idx;
   std::vector<float> val;
@@ -134,11 +134,11 @@ T* Grow(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-constexpr int64_t kChunkRows = 32;  // rows listed by one task: one 32-bit word of the column bitmaps
 constexpr int64_t kColumnsPerTask = 32;
 
-// Lists the nonzeros of x's rows [i0, i1) (i0 a multiple of 32) and sets their bits in the
-// column bitmaps: bit i % 32 of bits[(i / 32) * N + k] is set when x[i, k] != 0.
+// Lists the nonzeros of x's rows [i0, i1) (i0 a multiple of 32; row i's go to count[i - i0],
+// idx and val + (i - i0) * stride) and sets their bits in the column bitmaps: bit i % 32 of
+// bits[(i / 32) * N + k] is set when x[i, k] != 0.
 void ListChunk(const float* x, int64_t i0, int64_t i1, int64_t n, int32_t* count, int32_t* idx, float* val,
                int64_t stride, uint32_t* bits) {
   uint32_t* word = bits + (i0 / 32) * n;
@@ -146,8 +146,8 @@ void ListChunk(const float* x, int64_t i0, int64_t i1, int64_t n, int32_t* count
   const __m512i ks0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t i = i0; i < i1; ++i) {
     const float* row = x + i * n;
-    int32_t* ri = idx + i * stride;
-    float* rv = val + i * stride;
+    int32_t* ri = idx + (i - i0) * stride;
+    float* rv = val + (i - i0) * stride;
     const __m512i bit = _mm512_set1_epi32(static_cast<int32_t>(1u << (i % 32)));
     int32_t nnz = 0;
     int64_t k = 0;
@@ -169,30 +169,28 @@ void ListChunk(const float* x, int64_t i0, int64_t i1, int64_t n, int32_t* count
       if (row[k] != 0.0f) word[k] |= 1u << (i % 32);
       nnz += row[k] != 0.0f;
     }
-    count[i] = nnz;
+    count[i - i0] = nnz;
   }
 }
 
-// out[0:u] = sum over the set bits i of the column's words of x[i * n] * g[i * u + 0:u], i increasing.
-void SumColumn(const uint32_t* words, int64_t word_count, int64_t n, const float* x, const float* g, int64_t u,
-               float* out) {
-  ForLaneBlocks(u, [&]<bool kFull>(int64_t c, int64_t lanes) {
-    RowSums<kFull> sums(lanes);
-    int64_t pending = -1;  // terms go in pairs, as in SumRows
-    for (int64_t w = 0; w < word_count; ++w) {
-      for (uint32_t bits = words[w * n]; bits; bits &= bits - 1) {
-        const int64_t i = w * 32 + __builtin_ctz(bits);
-        if (pending < 0) {
-          pending = i;
-        } else {
-          sums.AddPair(x[pending * n], g + pending * u + c, x[i * n], g + i * u + c);
-          pending = -1;
-        }
-      }
-    }
-    if (pending >= 0) sums.Add(x[pending * n], g + pending * u + c);
-    sums.Store(out + c);
-  });
+// Lists the rows i whose bit is set in a column's bitmap words (words[w * n], w < word_count),
+// in increasing order, with x's values there (x points at the column: x[i * n]). Branch-free
+// per word: the set bits compress a vector of row numbers. Returns how many were listed.
+int32_t ListColumn(const uint32_t* words, int64_t word_count, int64_t n, const float* x, int32_t* idx,
+                   float* val) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int32_t count = 0;
+  for (int64_t w = 0; w < word_count; ++w) {
+    const uint32_t bits = words[w * n];
+    const __m512i low = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(w * 32)));
+    _mm512_storeu_si512(idx + count, _mm512_maskz_compress_epi32(static_cast<__mmask16>(bits), low));
+    count += __builtin_popcount(bits & 0xFFFFu);
+    const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(16));
+    _mm512_storeu_si512(idx + count, _mm512_maskz_compress_epi32(static_cast<__mmask16>(bits >> 16), high));
+    count += __builtin_popcount(bits >> 16);
+  }
+  for (int32_t j = 0; j < count; ++j) val[j] = x[static_cast<int64_t>(idx[j]) * n];
+  return count;
 }
 
 // The forward product, and the bitmaps of x's nonzeros by column that the weight gradient uses:
@@ -210,21 +208,19 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   uint32_t* bits = bits_out->typed_data();
   const int64_t stride = N + 16;
   const int64_t words = (B + 31) / 32;
-  int32_t* count = Grow(scratch.count, R * B);
-  int32_t* idx = Grow(scratch.idx, R * B * stride);
-  float* val = Grow(scratch.val, R * B * stride);
+  // One task per 32 rows of a batch: list them once, then sum for each of the row's M models.
+  // The lists live in the running thread's scratch (bounded: 32 rows, whatever B and R).
   ParallelFor(pool, R * words, [=](int64_t task) {
-    const int64_t r = task / words, i0 = (task % words) * 32;
-    ListChunk(xp + r * B * N, i0, std::min(B, i0 + 32), N, count + r * B, idx + r * B * stride,
-              val + r * B * stride, stride, bits + r * words * N);
-  });
-  const int64_t chunks = (B + kChunkRows - 1) / kChunkRows;
-  ParallelFor(pool, R * M * chunks, [=](int64_t task) {
-    const int64_t rm = task / chunks, r = rm / M;
-    const float* wm = wp + rm * N * U;
-    for (int64_t i = (task % chunks) * kChunkRows; i < std::min(B, (task % chunks + 1) * kChunkRows); ++i) {
-      const int64_t q = r * B + i;
-      SumRows(idx + q * stride, val + q * stride, count[q], wm, U, yp + (rm * B + i) * U);
+    const int64_t r = task / words, i0 = (task % words) * 32, i1 = std::min(B, i0 + 32);
+    int32_t* count = Grow(scratch.count, 32);
+    int32_t* idx = Grow(scratch.idx, 32 * stride);
+    float* val = Grow(scratch.val, 32 * stride);
+    ListChunk(xp + r * B * N, i0, i1, N, count, idx, val, stride, bits + r * words * N);
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t rm = r * M + m;
+      for (int64_t i = i0; i < i1; ++i)
+        SumRows(idx + (i - i0) * stride, val + (i - i0) * stride, count[i - i0], wp + rm * N * U, U,
+                yp + (rm * B + i) * U);
     }
   });
   return ffi::Error::Success();
@@ -244,11 +240,19 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   float* dp = dw->typed_data();
   const int64_t words = (B + 31) / 32;
   const int64_t chunks = (N + kColumnsPerTask - 1) / kColumnsPerTask;
-  ParallelFor(pool, R * M * chunks, [=](int64_t task) {
-    const int64_t rm = task / chunks, r = rm / M;
-    const float* gm = gp + rm * B * U;
-    for (int64_t k = (task % chunks) * kColumnsPerTask; k < std::min(N, (task % chunks + 1) * kColumnsPerTask); ++k)
-      SumColumn(bits + r * words * N + k, words, N, xp + r * B * N + k, gm, U, dp + (rm * N + k) * U);
+  // One task per 32 columns of a row's batch: list each column's nonzeros once, then sum the
+  // matching rows of g for each of the row's M models (as the forward kernel sums rows of w).
+  ParallelFor(pool, R * chunks, [=](int64_t task) {
+    const int64_t r = task / chunks, k0 = (task % chunks) * kColumnsPerTask;
+    int32_t* idx = Grow(scratch.idx, words * 32 + 16);
+    float* val = Grow(scratch.val, words * 32 + 16);
+    for (int64_t k = k0; k < std::min(N, k0 + kColumnsPerTask); ++k) {
+      const int32_t count = ListColumn(bits + r * words * N + k, words, N, xp + r * B * N + k, idx, val);
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t rm = r * M + m;
+        SumRows(idx, val, count, gp + rm * B * U, U, dp + (rm * N + k) * U);
+      }
+    }
   });
   return ffi::Error::Success();
 }

@@ -42,15 +42,21 @@ def run_driver(data_file: Path, store: Path, runs: int) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[1.0, 0.2], ids=["dense", "mnist_like"])
+def data_file(request, tmp_path_factory) -> Path:
+    """Random pixels, all nonzero (XLA's matmuls) or 20% nonzero as MNIST (initlab's sparse-input kernels)."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("data") / "small.npz"
+
+    def pixels(count: int) -> np.ndarray:
+        values = rng.integers(1, 256, size=(count, 28, 28), dtype=np.uint8)
+        return np.where(rng.random(values.shape) < request.param, values, 0).astype(np.uint8)
+
     np.savez(
         path,
-        x_train=rng.integers(0, 256, size=(512, 28, 28), dtype=np.uint8),
+        x_train=pixels(512),
         y_train=rng.integers(0, 10, size=512).astype(np.uint8),
-        x_test=rng.integers(0, 256, size=(128, 28, 28), dtype=np.uint8),
+        x_test=pixels(128),
         y_test=rng.integers(0, 10, size=128).astype(np.uint8),
     )
     return path

@@ -11,8 +11,9 @@ They are built from source with the system's C++ compiler the first time they ar
 (about 3 s, kept in initlab's cache folder). :func:`initlab.train` uses them when all of these
 hold: the CPU has AVX-512, JAX runs on the CPU, the inputs are at most :data:`MAX_DENSITY`
 nonzero, and ``INITLAB_SPARSE_KERNELS`` is not ``0``. Otherwise, or when the build fails (one
-warning says why), the layer uses XLA's dense matmul. Ensembles keep XLA's: their wide matmuls,
-split across one device per core, measured faster (``benchmarks/README.md``).
+warning says why), the layer uses XLA's dense matmul. Ensembles use them too (the models that
+share a seed share their batches, whose nonzeros are listed once for all of them), on one
+device: the kernels spread each call over every core themselves.
 
 Example:
     >>> product = input_matmul(dataset.x_train)   # None: use x @ w

@@ -407,6 +407,16 @@ def test_cli_trains_every_initializer_and_seed_and_summarizes(data_file):
     assert means == sorted(means, reverse=True)
 
 
+def test_the_cli_counts_each_ensembles_training_time_once():
+    from initlab.cli.basics import training_seconds
+
+    def result(seconds: float, size: int) -> initlab.TrainResult:
+        return initlab.TrainResult(BASE, {}, (), timings={"train_s": seconds, "ensemble_size": size})
+
+    # Two chunks, of two models (3 s) and one model (1 s), each result with its own timings dict.
+    assert training_seconds([result(3.0, 2), result(3.0, 2), result(1.0, 1)]) == pytest.approx(4.0)
+
+
 @pytest.mark.parametrize("seeds", ["3-1", "0-1,3-1", "a", "1-", "-1", ""])
 def test_cli_rejects_bad_seeds_with_exit_status_2(seeds, data_file):
     result = invoke("train", "--seeds", seeds, "--epochs", 1, "--data-file", data_file, "--json")

@@ -310,6 +310,14 @@ def summarize(results: list[Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r["val_accuracy_mean"] if r["val_accuracy_mean"] is not None else -1))
 
 
+def training_seconds(results: list[Any]) -> float:
+    """Seconds spent training ``results``, each ensemble (chunk) counted once.
+
+    Every result of an ensemble carries the ensemble's ``train_s`` and its ``ensemble_size``.
+    """
+    return sum(r.timings["train_s"] / r.timings.get("ensemble_size", 1) for r in results)
+
+
 def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
     from initlab.data import load
     from initlab.ensembles import train_many
@@ -342,7 +350,7 @@ def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memo
         runs = f"{row['runs']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
         table.add_row(row["initializer"], runs, accuracy, "" if row["val_loss_mean"] is None else f"{row['val_loss_mean']:.4f}")
     console.print(table)
-    seconds = sum(r.timings["train_s"] for r in {id(r.timings): r for r in results}.values())
+    seconds = training_seconds(results)
     console.print(f"{len(results)} models trained together in {seconds:.1f} s ({seconds / len(results):.2f} s per model)")
     if out is not None:
         console.print(f"histories and learning curves written to {out}")

@@ -200,6 +200,30 @@ def test_histograms_count_every_value_on_fixed_bins(getkey):
         assert int(stats["backprop_hist"][index].sum()) == BATCH * layer.units
 
 
+@pytest.mark.parametrize("kind", ["activation", "preactivation", "backprop"])
+def test_computed_bins_equal_a_search_of_the_edges_even_at_the_edges(kind, getkey):
+    import jax
+
+    from initlab.probes import _histogram, _symlog
+
+    mlp = MLP(input_dim=3, layers=(DenseLayer(units=2, activation="tanh"),))
+    config = ProbeConfig()
+    edges = histogram_edges(mlp, config)[kind][0]
+    to_uniform = _symlog(config.backprop_threshold) if kind == "backprop" else None
+    spread = float(np.abs(edges).max())
+    values = np.concatenate([
+        edges, np.nextafter(edges, np.float32(-np.inf)), np.nextafter(edges, np.float32(np.inf)),
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 3 * spread, -3 * spread],
+        np.asarray(jax.random.normal(getkey(), (2000,))) * spread,
+        np.asarray(jax.random.normal(getkey(), (2000,))) * 1e-7,
+    ]).astype(np.float32)  # fmt: skip
+    values = values[~(np.abs(values) < np.finfo(np.float32).tiny) | (values == 0)]  # XLA flushes subnormals to 0
+    counts = np.asarray(jax.jit(lambda v: _histogram(v, edges, to_uniform))(values))
+    finite_or_inf = values[~np.isnan(values)]
+    index = np.clip(np.searchsorted(edges, finite_or_inf, side="right") - 1, 0, len(edges) - 2)
+    np.testing.assert_array_equal(counts, np.bincount(index, minlength=len(edges) - 1))
+
+
 def test_histogram_edges_follow_the_activation_and_a_symmetric_log_scale():
     activations = ("sigmoid", "tanh", "relu", "linear")
     mlp = MLP(input_dim=3, layers=tuple(DenseLayer(units=2, activation=a) for a in activations))

@@ -122,12 +122,27 @@ def histogram_edges(mlp: MLP, config: ProbeConfig) -> dict[str, np.ndarray]:
     return {kind: e.astype(np.float32) for kind, e in edges.items()}
 
 
-def _histogram(values: Any, edges: np.ndarray) -> Any:
-    """Counts on fixed ``edges``, outside values in the end bins, NaNs dropped."""
+def _histogram(values: Any, edges: np.ndarray, to_uniform: Callable[[Any], Any] | None = None) -> Any:
+    """Counts on fixed ``edges``, outside values in the end bins, NaNs dropped.
+
+    ``to_uniform`` maps the edges (monotonically) to evenly spaced points, so that each value's
+    bin is computed, not searched: the guess is then corrected by comparing the value with the
+    float32 edges themselves, so bins are exactly ``[edges[i], edges[i+1])``.
+    """
     values = values.reshape(-1)
     bins = len(edges) - 1
-    index = jnp.clip(jnp.searchsorted(jnp.asarray(edges), values, side="right", method="compare_all") - 1, 0, bins - 1)
+    transform = to_uniform or (lambda v: v)
+    low, high = (transform(jnp.float32(edge)) for edge in (edges[0], edges[-1]))
+    guess = jnp.floor((transform(values) - low) * (bins / (high - low)))
+    index = jnp.clip(jnp.nan_to_num(guess, nan=0.0), 0, bins - 1).astype(jnp.int32)
+    bounds = jnp.asarray(edges)
+    index = jnp.clip(index - (values < bounds[index]) + (values >= bounds[index + 1]), 0, bins - 1)
     return jnp.bincount(index, weights=(~jnp.isnan(values)).astype(jnp.int32), length=bins)
+
+
+def _symlog(threshold: float) -> Callable[[Any], Any]:
+    """``sign(g) * log10(1 + |g| / threshold)``: the backprop histogram's evenly spaced scale."""
+    return lambda g: jnp.sign(g) * jnp.log1p(jnp.abs(g) / threshold) / math.log(10.0)
 
 
 def _frobenius(x: Any) -> Any:
@@ -151,6 +166,7 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
     config = config or ProbeConfig()
     functions = mlp.activation_functions
     edges = histogram_edges(mlp, config)
+    to_uniform = {"backprop": _symlog(config.backprop_threshold)}
     nan = float("nan")
 
     def objective(params, deltas, x, y):
@@ -201,7 +217,7 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
                 previous = previous_params[index]["kernel"]
                 rows["update_ratio"].append(_frobenius(params[index]["kernel"] - previous) / _frobenius(previous))
             for kind, values in zip(HISTOGRAMS, (a, z, g)):
-                hists[kind].append(_histogram(values, edges[kind][index]))
+                hists[kind].append(_histogram(values, edges[kind][index], to_uniform.get(kind)))
         stats = {name: jnp.stack([jnp.asarray(v, jnp.float32) for v in values]) for name, values in rows.items()}
         for kind in HISTOGRAMS:
             stats[f"{kind}_hist"] = jnp.stack(hists[kind])

@@ -21,11 +21,11 @@ from initlab.figures import (
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
-    SummaryTable,
 )
 from initlab.report import build_report, write_figure
 from initlab.run_results import Results, configuration_labels
 from initlab.store import Store
+from initlab.summary_table import SummaryTable
 
 EPOCHS = 4
 SEEDS = (0, 1, 2)

@@ -29,10 +29,10 @@ from initlab.figures import (
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
-    SummaryTable,
     style,
 )
 from initlab.run_results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
+from initlab.summary_table import SummaryTable
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _FRACTIONS = (

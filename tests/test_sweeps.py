@@ -111,6 +111,39 @@ def test_lists_become_tuples(write):
     assert runs[1].layer_kernel_initializers == ((1, "he_normal"),)
 
 
+# A TOML value for every TrainConfig field, other than its default.
+EVERY_FIELD = {
+    "dataset": '"fashion_mnist"',
+    "data_file": '"digits.npz"',
+    "hidden_units": "[32, 16]",
+    "activation": '"tanh"',
+    "kernel_initializer": '"he_normal"',
+    "bias_initializer": '"ones"',
+    "output_activation": '"sigmoid"',
+    "output_kernel_initializer": '"lecun_normal"',
+    "output_bias_initializer": '"ones"',
+    "layer_kernel_initializers": '[[2, "orthogonal"]]',
+    "loss": '"categorical_crossentropy"',
+    "optimizer": '"adam(learning_rate=0.001)"',
+    "batch_size": "32",
+    "epochs": "3",
+    "seed": "7",
+    "probe_every": "2",
+    "probe_size": "500",
+}
+
+
+def test_every_config_field_can_be_set_in_base_and_grid(write):
+    assert set(EVERY_FIELD) == {field.name for field in dataclasses.fields(TrainConfig)}
+    base = load_sweep(write("[base]\n" + "".join(f"{k} = {v}\n" for k, v in EVERY_FIELD.items()), "base.toml"))
+    (config,) = base.expand()
+    for key in EVERY_FIELD:
+        assert getattr(config, key) != getattr(TrainConfig(), key), key
+    for key, value in EVERY_FIELD.items():
+        (single,) = load_sweep(write(f"[grid]\n{key} = [{value}]\n", f"grid_{key}.toml")).expand()
+        assert getattr(single, key) == getattr(config, key), key
+
+
 def test_sweep_is_frozen(write):
     sweep = load_sweep(write(EXAMPLE))
     assert isinstance(sweep, Sweep) and sweep.source == write(EXAMPLE)

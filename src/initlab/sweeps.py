@@ -54,7 +54,7 @@ from initlab.errors import InitlabError, unknown
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
-_INT_FIELDS = frozenset({"batch_size", "epochs", "seed"})
+_INT_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig) if field.type == "int")
 _TOP_LEVEL = ("name", "base", "grid", "zip")
 _SEED_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 

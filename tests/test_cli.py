@@ -73,6 +73,13 @@ def test_help_lists_the_commands():
         assert command in result.stdout
 
 
+def test_help_shows_square_brackets_as_written():
+    # Rich reads [name] as markup and drops it unless escaped.
+    result = invoke("sweep", "--help")
+    assert_ok(result)
+    assert "[base], [grid], [[zip]]" in result.stdout
+
+
 def test_no_arguments_shows_help():
     result = invoke()
     assert "Usage" in result.output

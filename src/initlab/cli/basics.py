@@ -214,8 +214,7 @@ def train(
 ) -> None:
     """Part B: train MLPs with Keras's semantics (defaults: the tutorial's MNIST network).
 
-    Several --init and --seeds train every combination at once, as one vmapped ensemble, and
-    print a comparison table.
+    Several --init and --seeds train every combination at once, as one vmapped ensemble, and print a comparison table.
     """
     try:
         hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())

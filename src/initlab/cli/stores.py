@@ -16,7 +16,7 @@ from initlab.errors import InitlabError
 @app.command()
 @user_errors
 def sweep(
-    file: Annotated[Path, typer.Argument(help="Sweep file (TOML): [base], [grid], [[zip]].")],
+    file: Annotated[Path, typer.Argument(help=r"Sweep file (TOML): \[base], \[grid], \[\[zip]].")],
     store: Annotated[Optional[Path], typer.Option(help="SQLite store (default: FILE with .sqlite).")] = None,
     executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,

@@ -29,213 +29,29 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-from numpy.polynomial.legendre import leggauss
 
-from initlab import activations as _activations
 from initlab import initializers as _initializers
-from initlab._lazy import jax, jnp
+from initlab._mean_field_numerics import (
+    ActivationLike,
+    Phi,
+    first_crossing,
+    illinois,
+    moments,
+    newton,
+    pair_moments,
+    resolve,
+)
 from initlab.errors import InitlabError
 
-ActivationLike = Union[str, "_activations.Activation", Callable[[Any], Any]]
-
-_RADIUS = 12.0  # the Gaussian beyond 12 standard deviations weighs < 1e-31
-_Q_FLOOR = 1e-200  # q = 0 is evaluated as q -> 0+, so that kinks give one-sided derivatives
 _Q_LIMIT = 1e30  # where quantities at "q* = inf" are evaluated, as the limit q -> inf
 _Q_GRID = np.geomspace(1e-10, 1e14, 97)  # brackets q*
 _SIGMA_W2_GRID = np.geomspace(1e-3, 1e5, 81)  # brackets the critical sigma_w2
 _CRITICAL_TOL = 1e-8  # |chi1 - 1| below this is "critical"
-
-
-# --- quadrature rules ---------------------------------------------------------------------
-
-
-@functools.cache
-def _graded(points: int, panels: int, ratio: float, length: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, length], panels shrinking by ``ratio`` towards 0."""
-    edges = np.concatenate([[0.0], length * ratio ** -np.arange(panels - 1, -1, -1.0)])
-    t, w = leggauss(points)
-    a, b = edges[:-1, None], edges[1:, None]
-    return ((a + b) / 2 + (b - a) / 2 * t).ravel(), ((b - a) / 2 * w).ravel()
-
-
-@functools.cache
-def _normal_rule() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights for E[f(z)], z ~ N(0, 1): 192 on each half-line."""
-    r, w = _graded(24, 8, 4.0, _RADIUS)
-    w = w * np.exp(-r * r / 2) / math.sqrt(2 * math.pi)
-    return np.concatenate([-r[::-1], r]), np.concatenate([w[::-1], w])
-
-
-def _bivariate_rule(c: Any) -> tuple[Any, Any, Any]:
-    """Nodes ``z1, z2`` and weights for E[f(z1, z2)], z iid N(0, 1), for one (traced) correlation c.
-
-    Polar: 4 angular sectors between the rays ``z1 = 0`` and ``c z1 + sqrt(1 - c^2) z2 = 0``,
-    each graded towards both ends (48 angles), times 112 radii graded towards 0.
-    """
-    r, w_r = _graded(16, 7, 4.0, _RADIUS)
-    w_r = w_r * r * np.exp(-r * r / 2) / (2 * math.pi)
-    s, w_s = _graded(8, 3, 4.0, 1.0)
-    rays = jnp.arccos(jnp.clip(c, -1.0, 1.0)) + math.pi * jnp.array([0.5, 1.5])
-    breaks = jnp.sort(jnp.mod(jnp.concatenate([jnp.array([0.5, 1.5]) * math.pi, rays]), 2 * math.pi))
-    half = (jnp.diff(jnp.append(breaks, breaks[0] + 2 * math.pi)) / 2)[:, None]
-    theta = jnp.concatenate([breaks[:, None] + half * s, breaks[:, None] + 2 * half - half * s], 1).reshape(-1, 1)
-    w_theta = jnp.concatenate([half * w_s, half * w_s], 1).reshape(-1, 1)
-    return (jnp.cos(theta) * r).ravel(), (jnp.sin(theta) * r).ravel(), (w_theta * w_r).ravel()
-
-
-# --- the activation, compiled in float64 --------------------------------------------------
-
-
-def _x64() -> Any:
-    enable = getattr(jax, "enable_x64", None)
-    if enable is not None:
-        return enable(True)
-    from jax.experimental import enable_x64  # JAX before 0.7
-
-    return enable_x64()
-
-
-@dataclass(frozen=True)
-class _Phi:
-    """An activation compiled into the Gaussian expectations the theory needs."""
-
-    name: str
-    at_zero: float
-    single: Callable[[Any], Any]  # q -> E[phi^2], E[phi'^2], E[phi phi''] at phi(sqrt(q) z)
-    pair: Callable[[Any, Any], Any]  # (q, c) -> E[phi(u1) phi(u2)], E[phi'(u1) phi'(u2)]
-
-
-@functools.lru_cache(maxsize=64)
-def _compile(name: str, fn: Callable[[Any], Any]) -> _Phi:
-    with _x64():
-        probe = jnp.array([0.3, -1.2])
-        if not np.allclose(fn(probe), [fn(probe[:1])[0], fn(probe[1:])[0]]):
-            raise InitlabError(f"activation {name} is not elementwise; mean-field theory needs one that is")
-        at_zero = float(fn(jnp.zeros(1))[0])
-
-    def first(x):
-        return jax.jvp(fn, (x,), (jnp.ones_like(x),))
-
-    def single(q):
-        z, w = _normal_rule()
-        x = jnp.sqrt(jnp.maximum(q, _Q_FLOOR))[:, None] * z
-        (value, d1), (_, d2) = jax.jvp(first, (x,), (jnp.ones_like(x),))
-        return (value * value) @ w, (d1 * d1) @ w, (value * d2) @ w
-
-    def pair(q, c):
-        z1, z2, w = _bivariate_rule(c)
-        scale = jnp.sqrt(jnp.maximum(q, _Q_FLOOR))
-        (v1, d1), (v2, d2) = first(scale * z1), first(scale * (c * z1 + jnp.sqrt(jnp.maximum(1 - c * c, 0.0)) * z2))
-        return (v1 * v2) @ w, (d1 * d2) @ w
-
-    return _Phi(name, at_zero, jax.jit(single), jax.jit(jax.vmap(pair)))
-
-
-@functools.lru_cache(maxsize=64)
-def _from_spec(spec: str) -> _Phi:
-    built = _activations.build(spec)
-    return _compile(built.spec, built.fn)
-
-
-def _resolve(activation: ActivationLike) -> _Phi:
-    """A spec (``"tanh"``), an :class:`Activation`, or any JAX-traceable elementwise callable."""
-    if isinstance(activation, str):
-        return _from_spec(activation)
-    if isinstance(activation, _activations.Activation):
-        return _compile(activation.spec, activation.fn)
-    if callable(activation):
-        return _compile(getattr(activation, "__name__", repr(activation)), activation)
-    raise InitlabError(f"activation must be a spec, an Activation or a callable, got {activation!r}")
-
-
-def _blocks(function: Callable, size: int, *columns: np.ndarray) -> list[np.ndarray]:
-    """``function`` over equal-length ``columns`` in padded blocks of ``size``: one compilation each."""
-    length = columns[0].size
-    padded = [np.resize(column if length else np.ones(1), -(-max(length, 1) // size) * size) for column in columns]
-    with _x64():
-        pieces = [function(*(column[i : i + size] for column in padded)) for i in range(0, padded[0].size, size)]
-        return [np.concatenate([np.asarray(piece[k]) for piece in pieces])[:length] for k in range(len(pieces[0]))]
-
-
-def _moments(q: Any, phi: _Phi) -> tuple[np.ndarray, ...]:
-    """E[phi^2], E[phi'^2] and E[phi phi''] at ``phi(sqrt(q) z)``, each shaped like ``q``."""
-    q = np.asarray(q, float)
-    return tuple(column.reshape(q.shape) for column in _blocks(phi.single, 32, q.ravel()))
-
-
-def _pair_moments(q: Any, c: Any, phi: _Phi) -> tuple[np.ndarray, ...]:
-    """E[phi(u1) phi(u2)] and E[phi'(u1) phi'(u2)], u of variance q and correlation c."""
-    q, c = np.broadcast_arrays(np.asarray(q, float), np.asarray(c, float))
-    return tuple(column.reshape(q.shape) for column in _blocks(phi.pair, 16, q.ravel(), c.ravel()))
-
-
-# --- root finding, vectorised -------------------------------------------------------------
-
-
-def _first_crossing(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per row of ``values`` (on ``grid``), the first bracket ``(lo, hi]`` where it turns <= 0."""
-    below = values <= 0
-    k, rows = below.argmax(1), np.arange(len(values))
-    lo, f_lo = np.where(k > 0, grid[k - 1], 0.0), np.where(k > 0, values[rows, k - 1], math.nan)
-    return below.any(1), lo, grid[k], f_lo, values[rows, k]
-
-
-def _newton(fn: Callable, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, atol: float = 0.0) -> np.ndarray:
-    """Safeguarded Newton: ``fn(x, index) -> (f, f')`` with f >= 0 at lo, f < 0 at hi.
-
-    A step leaving the bracket becomes a bisection. An entry stops when its step is below
-    1e-12 relative, or below 1e-6 and no longer shrinking (round-off in an ill-conditioned f).
-    """
-    lo, hi, x = (np.array(a, float) for a in np.broadcast_arrays(lo, hi, x))
-    last_step, active = np.full(x.shape, math.inf), np.arange(x.size)
-    for _ in range(100):
-        if active.size == 0:
-            break
-        f, df = fn(x[active], active)
-        old = x[active]
-        lo[active], hi[active] = np.where(f >= 0, old, lo[active]), np.where(f < 0, old, hi[active])
-        with np.errstate(all="ignore"):
-            new = old - f / df
-        new = np.where(~np.isfinite(new) | (new < lo[active]) | (new > hi[active]), (lo[active] + hi[active]) / 2, new)
-        step, scale = np.abs(new - old), np.abs(new)
-        x[active] = new
-        stalled = (step >= last_step[active]) & (step < 1e-6 * scale + atol)
-        last_step[active] = step
-        active = active[(step > 1e-12 * scale + atol) & ~stalled & (f != 0)]
-    return x
-
-
-def _illinois(fn: Callable, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray) -> np.ndarray:
-    """Regula falsi (Illinois) for ``fn(x, index) -> f``, f >= 0 at lo, f < 0 at hi (nan: unknown).
-
-    As in Brent's method, a step is at least the tolerance and the bracket halves every two
-    steps (else: bisection). An entry stops when its bracket is below 1e-12 relative.
-    """
-    lo, hi, f_lo, f_hi = (np.array(a, float) for a in (lo, hi, f_lo, f_hi))
-    x, kept, two_ago = (lo + hi) / 2, np.zeros(lo.shape, int), np.full(lo.shape, math.inf)
-    active = np.arange(lo.size)
-    for _ in range(200):
-        if active.size == 0:
-            break
-        a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
-        tolerance = 1e-12 * np.abs(a + b) / 2
-        with np.errstate(all="ignore"):
-            new = np.clip((a * fb - b * fa) / (fb - fa), a + tolerance, b - tolerance)
-        new = np.where(np.isfinite(new) & (b - a <= two_ago[active] / 2), new, (a + b) / 2)
-        two_ago[active], x[active], f = b - a, new, fn(new, active)
-        positive = f >= 0
-        f_hi[active] /= np.where(positive & (kept[active] == 1), 2.0, 1.0)  # unstick the end that stays
-        f_lo[active] /= np.where(~positive & (kept[active] == -1), 2.0, 1.0)
-        kept[active] = np.where(positive, 1, -1)
-        lo[active], f_lo[active] = np.where(positive, new, a), np.where(positive, f, f_lo[active])
-        hi[active], f_hi[active] = np.where(positive, b, new), np.where(positive, f_hi[active], f)
-        active = active[(hi[active] - lo[active] > 2 * tolerance) & (f != 0)]
-    return x
 
 
 # --- maps and fixed points ----------------------------------------------------------------
@@ -248,7 +64,7 @@ def _check(sigma_w2: float, sigma_b2: float) -> None:
 
 def variance_map(q: Any, sigma_w2: float, sigma_b2: float, activation: ActivationLike) -> Any:
     """``sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2``, the next layer's pre-activation variance (q: float or array)."""
-    result = sigma_w2 * _moments(q, _resolve(activation))[0] + sigma_b2
+    result = sigma_w2 * moments(q, resolve(activation))[0] + sigma_b2
     return float(result) if np.ndim(result) == 0 else result
 
 
@@ -262,26 +78,26 @@ def variance_trajectory(q0: float, depth: int, sigma_w2: float, sigma_b2: float,
     return np.array(q)
 
 
-def _fixed_point_q(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: _Phi) -> np.ndarray:
+def _fixed_point_q(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> np.ndarray:
     """The smallest q* >= 0 where ``V(q) - q`` turns negative; inf where none is below 1e14.
 
     That is where the map settles from a small input variance. ``q* = 0`` where 0 is a fixed
     point that attracts (tanh without bias and ``sigma_w2 <= 1``; relu without bias, ``<= 2``).
     """
     sigma_w2, sigma_b2 = (np.array(a, float).ravel() for a in np.broadcast_arrays(sigma_w2, sigma_b2))
-    _, d0, curvature0 = _moments(0.0, phi)
+    _, d0, curvature0 = moments(0.0, phi)
     stable_zero = (sigma_w2 * phi.at_zero**2 + sigma_b2 == 0) & (sigma_w2 * (d0 + curvature0) <= 1 + _CRITICAL_TOL)
-    gap = sigma_w2[:, None] * _moments(_Q_GRID, phi)[0] + sigma_b2[:, None] - _Q_GRID
-    found, lo, hi, _, _ = _first_crossing(_Q_GRID, gap)
+    gap = sigma_w2[:, None] * moments(_Q_GRID, phi)[0] + sigma_b2[:, None] - _Q_GRID
+    found, lo, hi, _, _ = first_crossing(_Q_GRID, gap)
     found &= ~stable_zero
     w2, b2 = sigma_w2[found], sigma_b2[found]
 
     def gap_and_slope(q, index):
-        phi2, d1, curvature = _moments(q, phi)
+        phi2, d1, curvature = moments(q, phi)
         return w2[index] * phi2 + b2[index] - q, w2[index] * (d1 + curvature) - 1
 
     q_star = np.where(stable_zero, 0.0, math.inf)
-    q_star[found] = _newton(gap_and_slope, lo[found], hi[found], (lo[found] + hi[found]) / 2, atol=1e-300)
+    q_star[found] = newton(gap_and_slope, lo[found], hi[found], (lo[found] + hi[found]) / 2, atol=1e-300)
     return q_star
 
 
@@ -302,23 +118,23 @@ def fixed_point_q(sigma_w2: float, sigma_b2: float, activation: ActivationLike) 
     Example: relu with ``sigma_w2 > 2`` (or ``= 2`` with a bias) has no finite fixed point.
     """
     _check(sigma_w2, sigma_b2)
-    q_star = float(_fixed_point_q(np.array([sigma_w2]), np.array([sigma_b2]), _resolve(activation))[0])
+    q_star = float(_fixed_point_q(np.array([sigma_w2]), np.array([sigma_b2]), resolve(activation))[0])
     return VarianceFixedPoint(q_star=q_star, finite=math.isfinite(q_star))
 
 
 def correlation_map(c: Any, sigma_w2: float, sigma_b2: float, activation: ActivationLike, q_star: float | None = None) -> Any:
     """``(sigma_w2 E[phi(u1) phi(u2)] + sigma_b2) / q*``, u at variance ``q_star`` (default: the fixed point)."""
-    phi = _resolve(activation)
+    phi = resolve(activation)
     if q_star is None:
         q_star = float(_fixed_point_q(np.array([sigma_w2]), np.array([sigma_b2]), phi)[0])
     if not 0 < q_star < math.inf:
         raise InitlabError(f"the correlation map needs 0 < q* < inf, got q* = {q_star}; pass q_star explicitly")
     c = np.asarray(c, float)
-    result = (sigma_w2 * _pair_moments(q_star, c, phi)[0] + sigma_b2) / q_star
+    result = (sigma_w2 * pair_moments(q_star, c, phi)[0] + sigma_b2) / q_star
     return float(result) if result.ndim == 0 else result
 
 
-def _fixed_point_c(q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: _Phi) -> np.ndarray:
+def _fixed_point_c(q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> np.ndarray:
     """The fixed point c* in [0, 1) of a chaotic correlation map, by Newton from c = 0.
 
     The map is a power series in c with non-negative coefficients (Mehler's formula), hence
@@ -326,11 +142,11 @@ def _fixed_point_c(q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarra
     """
 
     def gap_and_slope(c, index):
-        kernel, derivative = _pair_moments(q_star[index], c, phi)
+        kernel, derivative = pair_moments(q_star[index], c, phi)
         return (sigma_w2[index] * kernel + sigma_b2[index]) / q_star[index] - c, sigma_w2[index] * derivative - 1
 
     zeros = np.zeros(q_star.size)
-    return _newton(gap_and_slope, zeros, zeros + 1, zeros, atol=1e-15)
+    return newton(gap_and_slope, zeros, zeros + 1, zeros, atol=1e-15)
 
 
 def _depth_scale(chi: np.ndarray) -> np.ndarray:
@@ -339,19 +155,19 @@ def _depth_scale(chi: np.ndarray) -> np.ndarray:
         return np.where(chi >= 1, math.inf, np.where(chi <= 0, 0.0, -1 / np.log(np.clip(chi, 1e-300, 1.0))))
 
 
-def _analyze_many(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: _Phi) -> dict[str, np.ndarray]:
+def _analyze_many(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> dict[str, np.ndarray]:
     """Every field of :class:`TheoryResult` but the critical line, one entry per point."""
     sigma_w2, sigma_b2 = (np.array(a, float).ravel() for a in np.broadcast_arrays(sigma_w2, sigma_b2))
     q_star = _fixed_point_q(sigma_w2, sigma_b2, phi)
     finite = np.isfinite(q_star)
-    _, d1, curvature = _moments(np.where(finite, q_star, _Q_LIMIT), phi)
+    _, d1, curvature = moments(np.where(finite, q_star, _Q_LIMIT), phi)
     chi1 = sigma_w2 * d1
     critical = np.abs(chi1 - 1) <= _CRITICAL_TOL
     chaotic = finite & (chi1 > 1) & ~critical
     c_star, chi_c = np.ones_like(chi1), chi1.copy()
     if chaotic.any():
         c_star[chaotic] = _fixed_point_c(q_star[chaotic], sigma_w2[chaotic], sigma_b2[chaotic], phi)
-        chi_c[chaotic] = sigma_w2[chaotic] * _pair_moments(q_star[chaotic], c_star[chaotic], phi)[1]
+        chi_c[chaotic] = sigma_w2[chaotic] * pair_moments(q_star[chaotic], c_star[chaotic], phi)[1]
     nan = np.where(finite, 1.0, math.nan)  # no fixed point, nothing to converge to
     return {
         "q_star": q_star, "c_star": c_star * nan, "chi1": chi1, "chi_c": chi_c * nan,
@@ -364,12 +180,12 @@ def _analyze_many(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: _Phi) -> dict
 def fixed_point_c(sigma_w2: float, sigma_b2: float, activation: ActivationLike) -> float:
     """The stable fixed point c* of the correlation map: 1 unless chaotic; nan where q* is infinite."""
     _check(sigma_w2, sigma_b2)
-    return float(_analyze_many(np.array([sigma_w2]), np.array([sigma_b2]), _resolve(activation))["c_star"][0])
+    return float(_analyze_many(np.array([sigma_w2]), np.array([sigma_b2]), resolve(activation))["c_star"][0])
 
 
-def _chi1(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: _Phi) -> np.ndarray:
+def _chi1(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> np.ndarray:
     q_star = _fixed_point_q(sigma_w2, sigma_b2, phi)
-    return sigma_w2 * _moments(np.where(np.isfinite(q_star), q_star, _Q_LIMIT), phi)[1]
+    return sigma_w2 * moments(np.where(np.isfinite(q_star), q_star, _Q_LIMIT), phi)[1]
 
 
 def critical_sigma_w2(sigma_b2: float, activation: ActivationLike) -> float:
@@ -380,16 +196,16 @@ def critical_sigma_w2(sigma_b2: float, activation: ActivationLike) -> float:
     point vanishes and the variance explodes), chi1 jumps past 1 and this is the jump.
     """
     _check(0.0, sigma_b2)
-    return _critical_sigma_w2(_resolve(activation), float(sigma_b2))
+    return _critical_sigma_w2(resolve(activation), float(sigma_b2))
 
 
 @functools.lru_cache(maxsize=1024)
-def _critical_sigma_w2(phi: _Phi, sigma_b2: float) -> float:
+def _critical_sigma_w2(phi: Phi, sigma_b2: float) -> float:
     def one_minus_chi1(sigma_w2: np.ndarray, *_: Any) -> np.ndarray:
         return 1 - _chi1(sigma_w2, np.full(sigma_w2.shape, sigma_b2), phi)
 
-    found, lo, hi, f_lo, f_hi = _first_crossing(_SIGMA_W2_GRID, one_minus_chi1(_SIGMA_W2_GRID)[None, :])
-    return float(_illinois(one_minus_chi1, lo, hi, f_lo, f_hi)[0]) if found[0] else math.nan
+    found, lo, hi, f_lo, f_hi = first_crossing(_SIGMA_W2_GRID, one_minus_chi1(_SIGMA_W2_GRID)[None, :])
+    return float(illinois(one_minus_chi1, lo, hi, f_lo, f_hi)[0]) if found[0] else math.nan
 
 
 # --- results --------------------------------------------------------------------------------
@@ -439,7 +255,7 @@ def analyze(activation: ActivationLike, sigma_w2: float, sigma_b2: float) -> The
         'chaotic'
     """
     _check(sigma_w2, sigma_b2)
-    phi = _resolve(activation)
+    phi = resolve(activation)
     values = _analyze_many(np.array([sigma_w2]), np.array([sigma_b2]), phi)
     return TheoryResult(
         activation=phi.name, sigma_w2=float(sigma_w2), sigma_b2=float(sigma_b2),
@@ -486,7 +302,7 @@ def initializer_point(spec: str, fan_in: int, fan_out: int, bias_spec: str = "ze
 
 def activation_name(activation: ActivationLike) -> str:
     """The name theory gives an activation (a registered spec's canonical name, or the function's)."""
-    return _resolve(activation).name
+    return resolve(activation).name
 
 
 def phase_grid(
@@ -501,7 +317,7 @@ def phase_grid(
     if resolution < 2:
         raise InitlabError(f"resolution must be >= 2, got {resolution}")
     _check(min(sigma_w2_range), min(sigma_b2_range))
-    phi = _resolve(activation)
+    phi = resolve(activation)
     sigma_w2, sigma_b2 = np.linspace(*sigma_w2_range, resolution), np.linspace(*sigma_b2_range, resolution)
     grid_w2, grid_b2 = np.meshgrid(sigma_w2, sigma_b2)
     values = _analyze_many(grid_w2, grid_b2, phi)

@@ -16,8 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from initlab.errors import InitlabError, unknown
+from initlab.figure_style import legend, mpl_text, panels, percent_axis, style
 from initlab.run_results import (  # noqa: F401  (Results, Band, PALETTE... stay importable from here)
     HISTOGRAM_KINDS,
     PALETTE,
@@ -39,26 +39,6 @@ from initlab.run_results import (  # noqa: F401  (Results, Band, PALETTE... stay
 from initlab.store import Store
 
 LEARNING_METRICS = ("loss", "accuracy")
-_RC = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#e5e5e5",
-    "grid.linewidth": 0.6,
-    "axes.axisbelow": True,
-    "axes.linewidth": 0.7,
-    "lines.linewidth": 1.4,
-    "pdf.fonttype": 42,
-    "ps.fonttype": 42,
-    "figure.dpi": 100,
-    "savefig.dpi": 200,
-}
 _AXIS_LABELS = {
     "loss": "loss (mean over samples)",
     "accuracy": "accuracy (fraction correct)",
@@ -90,91 +70,7 @@ _HISTOGRAM_SHORT = {
     "backprop": r"$\partial L/\partial z$",
 }
 # --------------------------------------------------------------------------------------------
-# Drawing helpers
-
-
-@contextmanager
-def style() -> Iterator[None]:
-    """The house style of initlab's figures (fonts, grid, colour cycle), as a matplotlib rc context."""
-    import matplotlib as mpl
-    from cycler import cycler
-
-    with mpl.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}):
-        yield
-
-
-def mpl_text(text: str) -> str:
-    """Text shown verbatim by matplotlib: ``$`` is not mathtext, a leading ``_`` is not hidden."""
-    text = str(text).replace("$", r"\$")
-    return " " + text if text.startswith("_") else text
-
-
-def _panels(
-    ax: Any, count: int, *, columns: int, size: tuple[float, float], **subplots: Any
-) -> tuple[Any, list[Any], bool]:
-    """(figure, ``count`` axes, created): new axes, or the caller's (one Axes, or a sequence)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        columns = max(1, min(columns, count))
-        rows = math.ceil(count / columns)
-        figure, grid = plt.subplots(
-            rows,
-            columns,
-            figsize=(size[0] * columns, size[1] * rows + 0.5),
-            layout="constrained",
-            squeeze=False,
-            **subplots,
-        )
-        axes = list(grid.flat)
-        for extra in axes[count:]:
-            extra.set_visible(False)
-        return figure, axes[:count], True
-    axes = [ax] if hasattr(ax, "plot") else list(np.ravel(np.asarray(ax, dtype=object)))
-    if len(axes) != count:
-        raise InitlabError(f"this figure draws {count} panel(s); got {len(axes)} axes")
-    return axes[0].figure, axes, False
-
-
-Entries = list[tuple[str, dict[str, Any]]]
-
-
-def _legend(figure: Any, axes: list[Any], entries: Entries, created: bool, key: Entries = ()) -> None:
-    """Configurations below the figure, the line-style ``key`` at its right (in the caller's axes: inside)."""
-    from matplotlib.lines import Line2D
-
-    if key:
-        key_handles, key_labels = [Line2D([], [], **kwargs) for _, kwargs in key], [label for label, _ in key]
-        if created:
-            figure.legend(key_handles, key_labels, loc="outside right upper", frameon=False, handlelength=2.4)
-        else:
-            legend = axes[0].legend(key_handles, key_labels, loc="best", frameon=False, handlelength=2.4)
-            axes[0].add_artist(legend)  # so that a second legend on the same axes does not replace it
-    handles = [Line2D([], [], **kwargs) for _, kwargs in entries]
-    labels = [mpl_text(label) for label, _ in entries]
-    if not handles:
-        return
-    if created:
-        longest = max(len(label) for label in labels)
-        per_row = figure.get_figwidth() * 14  # characters of 8 pt text across the figure
-        columns = max(1, min(len(labels), int(per_row // (longest + 6))))
-        rows = math.ceil(len(labels) / columns)
-        # matplotlib fills a legend column by column; this order reads row by row, as in the other figures
-        order = [r * columns + c for c in range(columns) for r in range(rows) if r * columns + c < len(labels)]
-        handles, labels = [handles[i] for i in order], [labels[i] for i in order]
-        # Grow the figure by the legend's rows, so that many configurations do not squash the axes.
-        figure.set_figheight(figure.get_figheight() + 0.19 * rows)
-        figure.legend(handles, labels, loc="outside lower center", ncol=columns, frameon=False)
-    else:
-        axes[-1].legend(handles, labels, loc="best", frameon=False)
-
-
-def _percent_axis(ax: Any, highs: Iterable[float]) -> None:
-    from matplotlib.ticker import PercentFormatter
-
-    top = max([h for h in highs if math.isfinite(h)] or [0.0])
-    ax.set_ylim(0.0, min(1.02, max(0.05, top * 1.1)))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+# Labels of configurations and layers
 
 
 def _title_layer(layer: str, output_layer: str | None) -> str:
@@ -244,7 +140,7 @@ class SeedBandCurvesDisplay:
 
     def plot(self, ax: Any = None) -> SeedBandCurvesDisplay:
         with style():
-            figure, axes, created = _panels(ax, len(self.metrics), columns=2, size=(3.5, 2.7))
+            figure, axes, created = panels(ax, len(self.metrics), columns=2, size=(3.5, 2.7))
             for ax_, metric in zip(axes, self.metrics):
                 for index, (label, bands) in enumerate(self.bands.items()):
                     color = self.colors.get(label, PALETTE[index % len(PALETTE)])
@@ -266,7 +162,7 @@ class SeedBandCurvesDisplay:
                 for i, (label, bands) in enumerate(self.bands.items())
             ]
             key = [("validation", {"color": "0.3", "ls": "-"}), ("training", {"color": "0.3", "ls": "--"})]
-            _legend(figure, axes, entries, created, key)
+            legend(figure, axes, entries, created, key)
         self.figure_, self.axes_, self.ax_ = figure, axes, axes[0]
         return self
 
@@ -319,7 +215,7 @@ class SaturationOverEpochsDisplay:
         labels = list(dict.fromkeys(label for bands in self.bands.values() for label in bands))
         color = {label: self.colors.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
         with style():
-            figure, axes, created = _panels(ax, len(self.bands), columns=3, size=(2.45, 2.2), sharey=True)
+            figure, axes, created = panels(ax, len(self.bands), columns=3, size=(2.45, 2.2), sharey=True)
             for ax_, (layer, bands) in zip(axes, self.bands.items()):
                 for label, band in bands.items():
                     ax_.plot(band.x, band.center, "-", color=color[label], marker="o", ms=2.5)
@@ -334,10 +230,10 @@ class SaturationOverEpochsDisplay:
                 highs = [h for bands in self.bands.values() for b in bands.values() for h in b.high]
                 highs += [v for values in self.theory.values() for v in values.values()]
                 for ax_ in axes:
-                    _percent_axis(ax_, highs)
+                    percent_axis(ax_, highs)
             entries = [(label, {"color": color[label], "marker": "o", "ms": 3}) for label in labels]
             key = [("theory", {"color": "0.3", "marker": "D", "mfc": "white", "ls": ""})] if self.theory else []
-            _legend(figure, axes, entries, created, key)
+            legend(figure, axes, entries, created, key)
         self.figure_, self.axes_, self.ax_ = figure, axes, axes[0]
         return self
 
@@ -431,11 +327,11 @@ class LayerHistogramGridDisplay:
         rows, columns = len(self.layers), len(self.epochs)
         with style():
             if ax is None:
-                figure, grid = _panels(
+                figure, grid = panels(
                     None, rows * columns, columns=columns, size=(1.5, 1.15), sharex="row", sharey="row"
                 )[:2]
             else:
-                figure, grid, _ = _panels(ax, rows * columns, columns=columns, size=(1.5, 1.15))
+                figure, grid, _ = panels(ax, rows * columns, columns=columns, size=(1.5, 1.15))
             for r, layer in enumerate(self.layers):
                 edges = self.edges[layer]
                 used = np.zeros(len(edges) - 1, bool)
@@ -561,7 +457,7 @@ class GradientVarianceByDepthDisplay:
         labels = list(dict.fromkeys([*self.bands, *self.theory]))
         color = {label: self.colors.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
         with style():
-            figure, (ax_,), created = _panels(ax, 1, columns=1, size=(4.6, 3.0))
+            figure, (ax_,), created = panels(ax, 1, columns=1, size=(4.6, 3.0))
             for label, band in self.bands.items():
                 ax_.plot(band.x, band.center, "-o", color=color[label], ms=3.5)
                 ax_.fill_between(band.x, band.low, band.high, color=color[label], alpha=0.18, lw=0)
@@ -590,7 +486,7 @@ class GradientVarianceByDepthDisplay:
                 if self.theory
                 else []
             )
-            _legend(figure, [ax_], entries, created, key)
+            legend(figure, [ax_], entries, created, key)
         self.figure_, self.ax_ = figure, ax_
         return self
 

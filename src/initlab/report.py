@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
+from initlab.figure_style import style
 from initlab.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
-    style,
 )
 from initlab.run_results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
 from initlab.summary_table import SummaryTable

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_part_b import emit, peak_matmul_gflops, throughput  # noqa: E402
+from bench_part_b import emit, peak_matmul_gflops, throughput, xla_dense_first_layer  # noqa: E402
 
 INITIALIZERS = ["RandomNormal()", "RandomNormal(stddev=1.0)", "glorot_uniform", "glorot_normal",
                 "he_normal", "lecun_normal", "orthogonal"]
@@ -48,15 +48,11 @@ def ensemble_16(repeats: int = 3) -> dict[str, object]:
     from initlab.ensembles import train_ensemble
 
     configs = [initlab.TrainConfig(kernel_initializer=spec, seed=seed) for spec in INITIALIZERS[:4] for seed in range(4)]
-    use_kernels = sparse_dense.input_matmul
     runs, xla_runs = [], []
     for _ in range(repeats):
         runs.append(train_ensemble(configs))
-        sparse_dense.input_matmul = lambda x_train: None
-        try:
+        with xla_dense_first_layer():
             xla_runs.append(train_ensemble(configs))
-        finally:
-            sparse_dense.input_matmul = use_kernels
     per_model = [run[0].timings["train_s"] / len(configs) for run in runs]
     xla_per_model = [run[0].timings["train_s"] / len(configs) for run in xla_runs]
     best = min(per_model)

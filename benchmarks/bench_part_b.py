@@ -22,6 +22,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,20 +92,29 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def xla_dense_first_layer() -> Iterator[None]:
+    """Inside: initlab trains the first layer with XLA's dense matmul, not its sparse-input kernels."""
+    from initlab import sparse_dense
+
+    use_kernels = sparse_dense.input_matmul
+    sparse_dense.input_matmul = lambda x_train: None
+    try:
+        yield
+    finally:
+        sparse_dense.input_matmul = use_kernels
+
+
 def initlab_training(repeats: int) -> dict[str, float]:
     """Training time with initlab's sparse-input kernels and, alternating run by run, with XLA's dense matmul."""
     import initlab
     from initlab import sparse_dense
 
-    use_kernels = sparse_dense.input_matmul
     runs, xla_runs = [], []
     for seed in range(repeats):
         runs.append(initlab.train(initlab.TrainConfig(seed=seed)))
-        sparse_dense.input_matmul = lambda x_train: None
-        try:
+        with xla_dense_first_layer():
             xla_runs.append(initlab.train(initlab.TrainConfig(seed=seed)))
-        finally:
-            sparse_dense.input_matmul = use_kernels
     train_seconds = [run.timings["train_s"] for run in runs]
     xla_seconds = [run.timings["train_s"] for run in xla_runs]
     return {

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from same_training import assert_same_history
 from typer.testing import CliRunner
 
 from initlab import executors
@@ -35,7 +36,6 @@ from initlab.training import HISTORY_KEYS
 
 EPOCHS = 3
 INITIALIZERS = ("RandomNormal()", "glorot_uniform", "he_normal")
-ATOL = 1e-5
 
 
 def write_mnist_like(path: Path, train: int = 256, test: int = 64) -> Path:
@@ -99,13 +99,6 @@ def histories_by_config(path: Path) -> dict[str, dict[str, list[float]]]:
         return {run["config_hash"]: store.history(run["run_id"]) for run in store.runs()}
 
 
-def assert_close_histories(actual: dict, expected: dict) -> None:
-    assert set(actual) == set(expected)
-    for key in expected:
-        assert len(actual[key]) == len(expected[key]), key
-        np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=ATOL, err_msg=key)
-
-
 def refuse_to_train(configs):
     raise AssertionError(f"retrained {len(configs)} runs that were finished")
 
@@ -130,7 +123,7 @@ def test_every_run_is_done_with_its_metrics(finished, configs):
             assert run["versions"]["jax"] and run["versions"]["numpy"]
             history = store.history(run["run_id"])
             assert set(history) == set(HISTORY_KEYS)
-            assert_close_histories(history, result.history)
+            assert_same_history(history, result.history)
         metrics = store.metrics()
     assert len(metrics["run_id"]) == len(configs) * len(HISTORY_KEYS) * EPOCHS
     assert set(metrics["layer"]) == {""}
@@ -229,7 +222,7 @@ def test_a_smaller_chunk_size_gives_the_same_results(finished, configs, tmp_path
     chunked, whole = histories_by_config(path), histories_by_config(finished[0])
     assert set(chunked) == set(whole)
     for config_hash, history in whole.items():
-        assert_close_histories(chunked[config_hash], history)
+        assert_same_history(chunked[config_hash], history)
 
 
 def test_a_failing_chunk_is_recorded_and_redone_next_time(tmp_path, configs, monkeypatch):
@@ -492,4 +485,4 @@ def test_ray_executor_stores_what_the_local_executor_stores(finished, configs, t
     on_ray, local = histories_by_config(path), histories_by_config(finished[0])
     assert set(on_ray) == set(local)
     for config_hash, history in local.items():
-        assert_close_histories(on_ray[config_hash], history)
+        assert_same_history(on_ray[config_hash], history)

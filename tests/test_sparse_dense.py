@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from same_training import assert_same_history, assert_same_params
 
 import initlab
 from initlab import sparse_dense
@@ -142,10 +143,8 @@ def test_training_with_the_kernels_matches_training_with_xla(monkeypatch):
     with_kernels = initlab.train(BASE, dataset=data)
     monkeypatch.setattr(sparse_dense, "input_matmul", lambda x_train: None)
     with_xla = initlab.train(BASE, dataset=data)
-    for key, values in with_xla.history.items():
-        np.testing.assert_allclose(with_kernels.history[key], values, rtol=0, atol=1e-5, err_msg=key)
-    for a, b in zip(jax.tree.leaves(with_kernels.params), jax.tree.leaves(with_xla.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_same_history(with_kernels.history, with_xla.history)
+    assert_same_params(with_kernels.params, with_xla.params)
 
 
 @needs_kernels
@@ -161,10 +160,8 @@ def test_an_ensemble_on_sparse_inputs_equals_its_models_trained_alone():
     ]
     for result, config in zip(train_ensemble(configs, dataset=data), configs):
         alone = initlab.train(config, dataset=data)
-        for key, values in alone.history.items():
-            np.testing.assert_allclose(result.history[key], values, rtol=0, atol=1e-5, err_msg=key)
-        for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(alone.params)):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        assert_same_history(result.history, alone.history)
+        assert_same_params(result.params, alone.params)
 
 
 @needs_kernels
@@ -183,5 +180,4 @@ def test_a_diverging_model_in_a_kernel_ensemble_leaves_the_others_unaffected():
     for beside, config in zip((together[0], together[2]), calm):
         alone = initlab.train(config, dataset=data)
         assert beside.diverged_epoch is None and alone.diverged_epoch is None
-        for key, values in alone.history.items():
-            np.testing.assert_allclose(beside.history[key], values, rtol=0, atol=1e-5, err_msg=key)
+        assert_same_history(beside.history, alone.history)

@@ -44,8 +44,8 @@ def ensemble_16(repeats: int = 3) -> dict[str, object]:
     import statistics
 
     import initlab
-    from initlab import sparse_dense
-    from initlab.ensembles import train_ensemble
+    from initlab.accel import sparse_dense
+    from initlab.training.ensembles import train_ensemble
 
     configs = [initlab.TrainConfig(kernel_initializer=spec, seed=seed) for spec in INITIALIZERS[:4] for seed in range(4)]
     runs, xla_runs = [], []

@@ -53,7 +53,7 @@ def main() -> None:
     learning_rates = [float(v) for v in args.learning_rates.split(",")]
 
     import initlab
-    from initlab.ensembles import train_many
+    from initlab.training.ensembles import train_many
 
     rows = []
     started = time.perf_counter()

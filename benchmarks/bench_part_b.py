@@ -95,7 +95,7 @@ def _timed(fn) -> float:
 @contextmanager
 def xla_dense_first_layer() -> Iterator[None]:
     """Inside: initlab trains the first layer with XLA's dense matmul, not its sparse-input kernels."""
-    from initlab import sparse_dense
+    from initlab.accel import sparse_dense
 
     use_kernels = sparse_dense.input_matmul
     sparse_dense.input_matmul = lambda x_train: None
@@ -108,7 +108,7 @@ def xla_dense_first_layer() -> Iterator[None]:
 def initlab_training(repeats: int) -> dict[str, float]:
     """Training time with initlab's sparse-input kernels and, alternating run by run, with XLA's dense matmul."""
     import initlab
-    from initlab import sparse_dense
+    from initlab.accel import sparse_dense
 
     runs, xla_runs = [], []
     for seed in range(repeats):

@@ -24,7 +24,7 @@ INITIALIZERS = ["RandomNormal()", "glorot_uniform", "he_normal", "lecun_normal"]
 
 def measure(repeats: int) -> dict[str, float]:
     import initlab
-    from initlab.ensembles import train_ensemble
+    from initlab.training.ensembles import train_ensemble
 
     dataset = initlab.load_dataset("mnist")
     base = initlab.TrainConfig()

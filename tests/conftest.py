@@ -38,3 +38,11 @@ def keras() -> Any:
     if keras.backend.backend() != "jax":
         pytest.skip(f"keras runs on {keras.backend.backend()}, these checks need the JAX backend")
     return keras
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The process settings the CLI uses (one CPU device per core, compiled programs cached),
+    applied before any test computes, so that ensembles split across devices as for users."""
+    import initlab
+
+    initlab.configure(compilation_cache=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy_reference import ACTIVATIONS
 
-from initlab.activations import activations, build
+from initlab.nn.activations import activations, build
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

@@ -92,15 +92,15 @@ def registry_names(family: str) -> list[str]:
 
         return registry.names
     if family == "activations":
-        from initlab.activations import activations as registry
+        from initlab.nn.activations import activations as registry
 
         return registry.names
     if family == "optimizers":
-        from initlab.optimizers import optimizers as registry
+        from initlab.nn.optimizers import optimizers as registry
 
         return registry.names
     if family == "losses":
-        from initlab.losses import losses as registry
+        from initlab.nn.losses import losses as registry
 
         return registry.names
     from initlab.data import datasets, inputs

@@ -1,4 +1,4 @@
-"""Tests of initlab.downloads: verified fetch, IDX and CIFAR parsers, and the downloaded data sets.
+"""Tests of initlab.data.downloads: verified fetch, IDX and CIFAR parsers, and the downloaded data sets.
 
 A local HTTP server (127.0.0.1, port 0) stands in for the data sets' hosts: it serves good,
 truncated, slow and failing files and counts requests, so that reuse without the network can
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab import data, downloads
+from initlab import data
+from initlab.data import downloads
 from initlab.errors import InitlabError
 
 

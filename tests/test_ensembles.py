@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 import initlab
 from initlab.cli import app, parse_seeds
-from initlab.config import TrainConfig
+from initlab.training.config import TrainConfig
 from initlab.data import Dataset
-from initlab.ensembles import (
+from initlab.training.ensembles import (
     chunk_size,
     compatibility_key,
     model_bytes,
@@ -30,7 +30,7 @@ from initlab.ensembles import (
     train_many,
 )
 from initlab.errors import InitlabError
-from initlab.training import HISTORY_KEYS, epoch_order
+from initlab.training.loop import HISTORY_KEYS, epoch_order
 
 
 def make_dataset(train_size: int, test_size: int = 64, seed: int = 0) -> Dataset:

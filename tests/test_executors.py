@@ -25,14 +25,14 @@ import pytest
 from same_training import assert_same_history
 from typer.testing import CliRunner
 
-from initlab import executors
+from initlab.experiments import executors
 from initlab.cli import app
-from initlab.config import TrainConfig
-from initlab.ensembles import train_ensemble
+from initlab.training.config import TrainConfig
+from initlab.training.ensembles import train_ensemble
 from initlab.errors import InitlabError
-from initlab.executors import plan_chunks, run_configs
-from initlab.store import Store
-from initlab.training import HISTORY_KEYS
+from initlab.experiments.executors import plan_chunks, run_configs
+from initlab.experiments.store import Store
+from initlab.training.loop import HISTORY_KEYS
 
 EPOCHS = 3
 INITIALIZERS = ("RandomNormal()", "glorot_uniform", "he_normal")
@@ -255,7 +255,7 @@ def test_plan_chunks_groups_compatible_configs_and_caps_their_size(base):
 
 def test_plan_chunks_follows_the_memory_budget(base, data_file):
     from initlab.data import load
-    from initlab.ensembles import model_bytes
+    from initlab.training.ensembles import model_bytes
 
     data = load("mnist", data_file)
     data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_test, data.y_test))

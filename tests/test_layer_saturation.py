@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import initlab
-from initlab.layer_saturation import gaussian_mass_where
+from initlab.measure.saturation import gaussian_mass_where
 
 DRAWS = 200
 # A small layer for the tests that check plumbing rather than statistics.

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from initlab.errors import InitlabError
-from initlab.losses import build as build_loss
-from initlab.losses import losses
-from initlab.optimizers import build as build_optimizer
-from initlab.optimizers import learning_rate_of, optimizers
+from initlab.nn.losses import build as build_loss
+from initlab.nn.losses import losses
+from initlab.nn.optimizers import build as build_optimizer
+from initlab.nn.optimizers import learning_rate_of, optimizers
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

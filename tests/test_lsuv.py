@@ -1,4 +1,4 @@
-"""Tests of initlab.lsuv: unit variance of each LSUV layer's pre-activation, on data it never saw.
+"""Tests of initlab.nn.lsuv: unit variance of each LSUV layer's pre-activation, on data it never saw.
 
 Deep (10 hidden layers) tanh and relu MLPs on MNIST features. The initialization batch is the
 first ``INIT_BATCH`` samples of the seed's epoch-1 order (what a trainer passes); the check
@@ -12,12 +12,14 @@ import functools
 import numpy as np
 import pytest
 
-from initlab import losses, optimizers, training
+from initlab.nn import losses
+from initlab.nn import optimizers
+from initlab.training import loop as training
 from initlab.data import load
 from initlab.errors import InitlabError
 from initlab.initializers import build, initializers
-from initlab.lsuv import LSUVInitializer, init_for_training, initialize, lsuv_batch
-from initlab.models import MLP, DenseLayer
+from initlab.nn.lsuv import LSUVInitializer, init_for_training, initialize, lsuv_batch
+from initlab.nn.models import MLP, DenseLayer
 
 DEPTH = 10
 INIT_BATCH = 512

@@ -1,4 +1,4 @@
-"""Tests of initlab.models: parameter shapes, the forward pass against NumPy, per-layer initializers."""
+"""Tests of initlab.nn.models: parameter shapes, the forward pass against NumPy, per-layer initializers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from numpy_reference import ACTIVATIONS
 
 from initlab.errors import InitlabError
-from initlab.models import MLP, DenseLayer, LayerOutputs
+from initlab.nn.models import MLP, DenseLayer, LayerOutputs
 
 
 def numpy_forward(mlp: MLP, params, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""Tests of initlab.probes: per-layer statistics against NumPy and independent gradients."""
+"""Tests of initlab.measure.probes: per-layer statistics against NumPy and independent gradients."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from numpy_reference import sigmoid, softmax
 
-from initlab import losses
+from initlab.nn import losses
 from initlab.data import Dataset
 from initlab.errors import InitlabError
-from initlab.models import MLP, DenseLayer
-from initlab.probes import (
+from initlab.nn.models import MLP, DenseLayer
+from initlab.measure.probes import (
     HISTOGRAMS,
     STATISTICS,
     ProbeConfig,
@@ -204,7 +204,7 @@ def test_histograms_count_every_value_on_fixed_bins(getkey):
 def test_computed_bins_equal_a_search_of_the_edges_even_at_the_edges(kind, getkey):
     import jax
 
-    from initlab.probes import _histogram, _symlog
+    from initlab.measure.probes import _histogram, _symlog
 
     mlp = MLP(input_dim=3, layers=(DenseLayer(units=2, activation="tanh"),))
     config = ProbeConfig()

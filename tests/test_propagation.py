@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from initlab.errors import InitlabError
-from initlab.propagation import PropagationResult, jacobian_singular_values, propagate
-from initlab.signal_figures import (
+from initlab.measure.propagation import PropagationResult, jacobian_singular_values, propagate
+from initlab.viz.signal import (
     IsometryDisplay,
     LayerHistogramsDisplay,
     PropagationDisplay,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from initlab.errors import InitlabError
-from initlab.run_results import (
+from initlab.analysis.results import (
     PALETTE,
     Band,
     Results,

@@ -14,10 +14,10 @@ import pytest
 from same_training import assert_same_history, assert_same_params
 
 import initlab
-from initlab import sparse_dense
-from initlab.config import TrainConfig
+from initlab.accel import sparse_dense
+from initlab.training.config import TrainConfig
 from initlab.data import Dataset
-from initlab.ensembles import train_ensemble
+from initlab.training.ensembles import train_ensemble
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy

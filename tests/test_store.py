@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import initlab.store as store_module
-from initlab.config import TrainConfig
+import initlab.experiments.store as store_module
+from initlab.training.config import TrainConfig
 from initlab.errors import InitlabError
-from initlab.store import SCHEMA_VERSION, Store, library_versions
+from initlab.experiments.store import SCHEMA_VERSION, Store, library_versions
 
 EPOCHS = 5
 KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")

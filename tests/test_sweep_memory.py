@@ -21,8 +21,8 @@ BUDGET_MIB = 24
 
 DRIVER = """
 import json, resource, sys
-from initlab.config import TrainConfig
-from initlab.executors import run_configs
+from initlab.training.config import TrainConfig
+from initlab.experiments.executors import run_configs
 data_file, store, runs, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 configs = [
     TrainConfig(data_file=data_file, hidden_units=(96,), batch_size=128, epochs=1,
@@ -64,8 +64,8 @@ def data_file(request, tmp_path_factory) -> Path:
 
 def test_chunks_follow_the_budget(data_file):
     from initlab import data
-    from initlab.config import TrainConfig
-    from initlab.ensembles import chunk_size, model_bytes
+    from initlab.training.config import TrainConfig
+    from initlab.training.ensembles import chunk_size, model_bytes
 
     config = TrainConfig(data_file=str(data_file), hidden_units=(96,), epochs=1)
     dataset = data.load("mnist", data_file)
@@ -79,8 +79,8 @@ def test_chunks_follow_the_budget(data_file):
 
 def test_three_hundred_runs_stay_within_the_budget(data_file, tmp_path):
     from initlab import data
-    from initlab.config import TrainConfig
-    from initlab.ensembles import chunk_size
+    from initlab.training.config import TrainConfig
+    from initlab.training.ensembles import chunk_size
 
     size = chunk_size(TrainConfig(data_file=str(data_file), hidden_units=(96,), epochs=1),
                       data.load("mnist", data_file), BUDGET_MIB * 2**20)

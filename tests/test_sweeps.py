@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from initlab.config import TrainConfig
+from initlab.training.config import TrainConfig
 from initlab.errors import InitlabError
-from initlab.sweeps import Sweep, group, group_key, load_sweep
+from initlab.experiments.sweeps import Sweep, group, group_key, load_sweep
 
 EXAMPLE = """
 name = "initializers"

@@ -15,10 +15,10 @@ import math
 import numpy as np
 import pytest
 
-from initlab.activations import activations
+from initlab.nn.activations import activations
 from initlab.errors import InitlabError
-from initlab.signal_figures import PhaseDiagramDisplay, VarianceDepthDisplay
-from initlab.theory import (
+from initlab.viz.signal import PhaseDiagramDisplay, VarianceDepthDisplay
+from initlab.mean_field.theory import (
     TheoryResult,
     analyze,
     correlation_map,

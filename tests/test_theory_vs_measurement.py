@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from initlab import theory
-from initlab.propagation import predicted_preactivation_variance, propagate
+from initlab.mean_field import theory
+from initlab.measure.propagation import predicted_preactivation_variance, propagate
 
 DEPTH, WIDTH, DRAWS = 12, 1024, 4
 

@@ -18,11 +18,12 @@ import sys
 import numpy as np
 import pytest
 
-from initlab import flax_initializers, torch_initializers  # noqa: F401 (registers the torch.* and flax.* entries)
+from initlab.initializers import flax as flax_initializers
+from initlab.initializers import torch as torch_initializers  # noqa: F401 (registers the torch.* and flax.* entries)
 from initlab.errors import InitlabError
-from initlab.initializer_table import COLUMNS, compare_table, framework_of
+from initlab.initializers.table import COLUMNS, compare_table, framework_of
 from initlab.initializers import build, initializers
-from initlab.torch_initializers import NONLINEARITIES, bind_fan_in, calculate_gain, torch_fans, truncated_normal_moments
+from initlab.initializers.torch import NONLINEARITIES, bind_fan_in, calculate_gain, torch_fans, truncated_normal_moments
 
 SHAPES = [(784, 64), (64, 10), (300, 500)]
 N_SE = 5.0
@@ -475,7 +476,7 @@ def test_compare_table_rejects_bad_fans(fans):
 
 def test_compare_table_does_not_import_jax():
     code = (
-        "import sys; from initlab.initializer_table import compare_table; "
+        "import sys; from initlab.initializers.table import compare_table; "
         "compare_table(3, 4); print('jax' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

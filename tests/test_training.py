@@ -1,4 +1,4 @@
-"""Tests of initlab.training and initlab.config against hand-written references of Keras's semantics.
+"""Tests of initlab.training.loop and initlab.training.config against hand-written references of Keras's semantics.
 
 - one SGD step of the tutorial's network, gradients derived by hand in NumPy (float64);
 - whole epochs against a plain JAX loop with ``model.fit``'s batching and history rules;
@@ -21,8 +21,10 @@ import pytest
 from numpy_reference import sigmoid, softmax
 
 import initlab
-from initlab import losses, optimizers, training
-from initlab.config import TrainConfig
+from initlab.nn import losses
+from initlab.nn import optimizers
+from initlab.training import loop as training
+from initlab.training.config import TrainConfig
 from initlab.data import Dataset
 from initlab.errors import InitlabError
 
@@ -507,7 +509,7 @@ def test_config_hash_changes_with_any_field(changes):
 def test_config_hash_is_stable_across_processes():
     # A fresh interpreter with another str-hash seed: the hash must not depend on either.
     script = (
-        "from initlab.config import TrainConfig\n"
+        "from initlab.training.config import TrainConfig\n"
         f"print(TrainConfig().config_hash(), TrainConfig(**{NON_DEFAULT!r}).config_hash())"
     )
     hashes = set()

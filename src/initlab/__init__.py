@@ -1,7 +1,8 @@
 """initlab: a laboratory for neural-network weight initialization.
 
 The public API is re-exported here lazily, so that ``import initlab`` (and the CLI's
-``--help`` and ``list``) do not import JAX.
+``--help`` and ``list``) do not import JAX. Importing changes nothing in the process: no
+environment variable, no JAX setting; :func:`initlab.configure` does that when asked.
 
 Example:
     >>> import initlab
@@ -14,33 +15,30 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from initlab._lazy import configure_jax as _configure_jax
-
 __version__ = "0.1.0"
-
-# One CPU device per core for ensembles, asked for before JAX computes anything (imports nothing).
-_configure_jax()
 
 _EXPORTS = {
     "InitlabError": "initlab.errors",
-    "TrainConfig": "initlab.config",
-    "DenseLayer": "initlab.models",
-    "MLP": "initlab.models",
+    "configure": "initlab.runtime",
+    "Settings": "initlab.runtime",
+    "TrainConfig": "initlab.training.config",
+    "DenseLayer": "initlab.nn.models",
+    "MLP": "initlab.nn.models",
     "Dataset": "initlab.data",
     "load_dataset": ("initlab.data", "load"),
     "Initializer": "initlab.initializers",
     "Law": "initlab.initializers",
     "compute_fans": "initlab.initializers",
     "initializer": ("initlab.initializers", "build"),
-    "activation": ("initlab.activations", "build"),
-    "optimizer": ("initlab.optimizers", "build"),
-    "loss": ("initlab.losses", "build"),
-    "saturation": ("initlab.layer_saturation", "saturation"),
-    "SaturationResult": "initlab.layer_saturation",
-    "train": ("initlab.training", "train"),
-    "TrainResult": "initlab.training",
-    "SaturationDisplay": "initlab.plots",
-    "LearningCurveDisplay": "initlab.plots",
+    "activation": ("initlab.nn.activations", "build"),
+    "optimizer": ("initlab.nn.optimizers", "build"),
+    "loss": ("initlab.nn.losses", "build"),
+    "saturation": ("initlab.measure.saturation", "saturation"),
+    "SaturationResult": "initlab.measure.saturation",
+    "train": ("initlab.training.loop", "train"),
+    "TrainResult": "initlab.training.loop",
+    "SaturationDisplay": "initlab.viz.plots",
+    "LearningCurveDisplay": "initlab.viz.plots",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
-from initlab.figure_style import style
-from initlab.figures import (
+from initlab.viz.style import style
+from initlab.viz.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
 )
-from initlab.run_results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
-from initlab.summary_table import SummaryTable
+from initlab.analysis.results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
+from initlab.analysis.summary import SummaryTable
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _FRACTIONS = (

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab.config import TrainConfig
+from initlab.training.config import TrainConfig
 
 TUTORIAL_INIT = "RandomNormal()"
 PART_A_INITIALIZERS = ("RandomNormal(stddev=1.0)", "glorot_uniform", "glorot_normal")
@@ -85,8 +85,8 @@ def part_a(out: Path, draws: int = 200) -> list[dict[str, Any]]:
     """Part A for each of :data:`PART_A_INITIALIZERS`; writes ``part_a.png`` and returns the numbers."""
     import matplotlib.pyplot as plt
 
-    from initlab.layer_saturation import saturation
-    from initlab.plots import SaturationDisplay, save
+    from initlab.measure.saturation import saturation
+    from initlab.viz.plots import SaturationDisplay, save
 
     results = [saturation(spec, draws=draws) for spec in PART_A_INITIALIZERS]
     figure, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), layout="constrained", sharey=True)
@@ -100,7 +100,7 @@ def part_a(out: Path, draws: int = 200) -> list[dict[str, Any]]:
 
 def _final_accuracies(store_path: Path, labels: dict[str, str]) -> dict[str, np.ndarray]:
     """Final val_accuracy of every finished run, grouped by its plan label (NaN when diverged)."""
-    from initlab.store import Store
+    from initlab.experiments.store import Store
 
     groups: dict[str, list[float]] = {}
     with Store(store_path) as store:
@@ -186,7 +186,7 @@ def reproduce_seed(
     memory_budget: int | None = None,
 ) -> dict[str, Any]:
     """Run the main job into ``out`` and return where everything went."""
-    from initlab.executors import run_configs
+    from initlab.experiments.executors import run_configs
     from initlab.report import build_report
 
     out = Path(out)

@@ -41,6 +41,13 @@ def user_errors(command: Any) -> Any:
     return wrapper
 
 
+def configure_process() -> None:
+    """What the CLI asks of the process before its first computation (:func:`initlab.configure`)."""
+    from initlab.runtime import configure
+
+    configure(compilation_cache=True)
+
+
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
 

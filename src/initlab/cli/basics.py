@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli._app import app, console, emit_json, err_console, parse_seeds, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, err_console, parse_seeds, progress_bar, user_errors
 from initlab.errors import InitlabError
 
 
@@ -23,15 +23,15 @@ def _registries(family: str) -> list[Any]:
 
         return [initializers]
     if family == "activations":
-        from initlab.activations import activations
+        from initlab.nn.activations import activations
 
         return [activations]
     if family == "optimizers":
-        from initlab.optimizers import optimizers
+        from initlab.nn.optimizers import optimizers
 
         return [optimizers]
     if family == "losses":
-        from initlab.losses import losses
+        from initlab.nn.losses import losses
 
         return [losses]
     from initlab.data import datasets, inputs
@@ -87,7 +87,7 @@ def list_command(
 
 
 def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
-    from initlab.initializer_table import compare_table
+    from initlab.initializers.table import compare_table
 
     if fan_in <= 0 or fan_out <= 0:
         raise InitlabError(f"--fan-in and --fan-out must be positive, got {fan_in} and {fan_out}")
@@ -142,14 +142,15 @@ def saturation(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Part A: saturation of one freshly initialized layer, measured and predicted."""
-    from initlab.layer_saturation import saturation as run_saturation
+    configure_process()
+    from initlab.measure.saturation import saturation as run_saturation
 
     result = run_saturation(
         init, units=units, input_dim=input_dim, inputs=inputs, activation=activation, bias_initializer=bias_init,
         draws=draws, seed=seed, low=low, high=high, bins=bins,
     )
     if plot is not None:
-        from initlab.plots import SaturationDisplay, save
+        from initlab.viz.plots import SaturationDisplay, save
 
         save(SaturationDisplay.from_result(result).plot().figure_, plot)
     if as_json:
@@ -216,6 +217,7 @@ def train(
 
     Several --init and --seeds train every combination at once, as one vmapped ensemble, and print a comparison table.
     """
+    configure_process()
     try:
         hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
@@ -225,7 +227,7 @@ def train(
 
     import dataclasses
 
-    from initlab.config import TrainConfig
+    from initlab.training.config import TrainConfig
 
     base = TrainConfig(
         dataset=dataset, data_file=None if data_file is None else str(data_file), hidden_units=hidden_units,
@@ -249,8 +251,8 @@ def train(
 
 def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
     from initlab.data import load
-    from initlab.training import HISTORY_KEYS
-    from initlab.training import train as run_training
+    from initlab.training.loop import HISTORY_KEYS
+    from initlab.training.loop import train as run_training
 
     dataset = load(config.dataset, config.data_file)  # a bad data file fails before the progress bar
     progress = progress_bar("training", "epochs", as_json)
@@ -319,7 +321,7 @@ def training_seconds(results: list[Any]) -> float:
 
 def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
     from initlab.data import load
-    from initlab.ensembles import train_many
+    from initlab.training.ensembles import train_many
 
     dataset = load(configs[0].dataset, configs[0].data_file)  # a bad data file fails before the progress bar
     progress = progress_bar(f"training {len(configs)} models", "epochs", as_json)
@@ -359,7 +361,7 @@ def _write_training_outputs(results: list[Any], out: Path) -> None:
     """history.json and history.csv (one run: Keras's layout; several: a run column too), curves PNG."""
     import csv
 
-    from initlab.plots import LearningCurveDisplay, save
+    from initlab.viz.plots import LearningCurveDisplay, save
 
     out.mkdir(parents=True, exist_ok=True)
     if any(result.probes for result in results):

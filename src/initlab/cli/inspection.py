@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli._app import app, console, emit_json, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, progress_bar, user_errors
 
 
 @app.command()
@@ -28,8 +28,9 @@ def propagate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """A deep MLP at initialization: forward and backward statistics per layer, theory beside them."""
-    from initlab.propagation import predicted_preactivation_variance
-    from initlab.propagation import propagate as run_propagate
+    configure_process()
+    from initlab.measure.propagation import predicted_preactivation_variance
+    from initlab.measure.propagation import propagate as run_propagate
 
     with progress_bar("propagating", "initializers", as_json) as progress:
         task = progress.add_task("propagate", total=None)
@@ -40,13 +41,13 @@ def propagate(
         progress.update(task, completed=1, total=1)
     theory = predicted_preactivation_variance(result)
     if plot is not None:
-        from initlab.plots import save
-        from initlab.signal_figures import PropagationDisplay
+        from initlab.viz.plots import save
+        from initlab.viz.signal import PropagationDisplay
 
         save(PropagationDisplay.from_result(result, theory_forward=theory).plot().figure_, plot)
     if histograms is not None:
-        from initlab.plots import save
-        from initlab.signal_figures import LayerHistogramsDisplay
+        from initlab.viz.plots import save
+        from initlab.viz.signal import LayerHistogramsDisplay
 
         save(LayerHistogramsDisplay.from_result(result).plot().figure_, histograms)
     if as_json:
@@ -88,17 +89,18 @@ def isometry(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Dynamical isometry: singular values of the input-output Jacobian at initialization."""
+    configure_process()
     import numpy as np
 
-    from initlab.propagation import jacobian_singular_values
-    from initlab.signal_figures import IsometryDisplay
+    from initlab.measure.propagation import jacobian_singular_values
+    from initlab.viz.signal import IsometryDisplay
 
     results = [
         jacobian_singular_values(spec, depth=depth, width=width, activation=activation, samples=samples, seed=seed)
         for spec in (init or ["orthogonal", "random_normal(stddev=0.0625)"])
     ]
     if plot is not None:
-        from initlab.plots import save
+        from initlab.viz.plots import save
 
         save(IsometryDisplay.from_results(*results).plot().figure_, plot)
     if as_json:
@@ -133,7 +135,8 @@ def theory(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Mean-field theory: q*, c*, chi1, depth scales, the order-to-chaos boundary, the phase diagram."""
-    from initlab import theory as mean_field
+    configure_process()
+    from initlab.mean_field import theory as mean_field
 
     points = {}
     for spec in init or []:
@@ -148,8 +151,8 @@ def theory(
                             mean_field.analyze(activation, 1.0 if sigma_w2 is None else sigma_w2, sigma_b2)))
     critical_value = mean_field.critical_sigma_w2(sigma_b2, activation) if critical else None
     if plot is not None:
-        from initlab.plots import save
-        from initlab.signal_figures import PhaseDiagramDisplay
+        from initlab.viz.plots import save
+        from initlab.viz.signal import PhaseDiagramDisplay
 
         display = PhaseDiagramDisplay.from_activation(activation)
         save(display.plot(points={name: (p.sigma_w2, p.sigma_b2) for name, p in points.items()}).figure_, plot)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from initlab.cli._app import app, console, emit_json, parse_seeds, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, parse_seeds, progress_bar, user_errors
 from initlab.errors import InitlabError
 
 
@@ -48,7 +48,7 @@ def plot(
     histogram: Annotated[str, typer.Option(help="histograms: activation, preactivation or backprop.")] = "activation",
 ) -> None:
     """Write one figure of a store's results (figures read results only; nothing is re-run)."""
-    from initlab import figures
+    from initlab.viz import figures
     from initlab.report import write_figure
 
     if kind not in PLOTS:
@@ -78,6 +78,7 @@ def reproduce(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The main job: the tutorial's Part A and Part B, the initializer panel, the ablation, a report."""
+    configure_process()
     if what != "seed":
         from initlab.errors import unknown
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli._app import app, console, emit_json, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, progress_bar, user_errors
 from initlab.errors import InitlabError
 
 
@@ -27,8 +27,9 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Run a sweep into a store; re-running skips completed runs and redoes unfinished ones."""
-    from initlab.executors import run_configs
-    from initlab.sweeps import load_sweep
+    configure_process()
+    from initlab.experiments.executors import run_configs
+    from initlab.experiments.sweeps import load_sweep
 
     plan = load_sweep(file)
     configs = plan.expand()
@@ -62,7 +63,7 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the runs of a store with their status and final validation accuracy."""
-    from initlab.store import Store
+    from initlab.experiments.store import Store
 
     if not store.is_file():
         raise InitlabError(f"store not found: {store}")
@@ -96,7 +97,7 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="Destination (default: beside the store).")] = None,
 ) -> None:
     """Write a store's runs and tidy metrics out as CSV, JSON or parquet."""
-    from initlab.store import Store
+    from initlab.experiments.store import Store
 
     if not store.is_file():
         raise InitlabError(f"store not found: {store}")

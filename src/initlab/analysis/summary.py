@@ -1,0 +1,117 @@
+"""The summary table of a results store: final validation numbers per configuration, best first.
+
+Reads stored results only (:class:`initlab.analysis.results.Results`), as the figures do; the report
+(:mod:`initlab.report`) shows it above them, and ``to_dict`` gives columns for pandas.
+
+Example:
+    >>> table = SummaryTable.from_results(Results.from_store("sweep.sqlite"))
+    >>> table.rows[0]["label"]  # the best configuration
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initlab.analysis.results import Results, as_results
+from initlab.experiments.store import Store
+
+
+def _final(epochs: Mapping[int, float]) -> float:
+    return epochs[max(epochs)] if epochs else math.nan
+
+
+@dataclass
+class SummaryTable:
+    """Final validation accuracy and loss per configuration, mean +- std over seeds, best first.
+
+    ``rows`` are dicts with ``label, seeds, diverged, unfinished, val_accuracy_mean,
+    val_accuracy_std, val_loss_mean, val_loss_std, color``; statistics are ``None`` when no
+    finished seed has a finite value (std: fewer than two). Diverged runs are counted, not averaged.
+    """
+
+    rows: list[dict[str, Any]]
+
+    @classmethod
+    def from_results(cls, results: Results | Store | str | Path) -> SummaryTable:
+        results = as_results(results)
+        accuracy, loss = results.series("val_accuracy"), results.series("val_loss")
+        rows = []
+        for label in results.order:
+            members = [r for r, lab in results.labels.items() if lab == label]
+            finals, diverged = {}, 0
+            for run_id in members:
+                status = results.status[run_id]
+                diverged += status == "diverged"
+                if status != "done":
+                    continue
+                pair = (_final(accuracy.get(run_id, {})), _final(loss.get(run_id, {})))
+                stored = [v for v, series in zip(pair, (accuracy, loss)) if run_id in series]
+                if not all(math.isfinite(v) for v in stored):  # "done" yet non-finite: diverged at the end
+                    diverged += 1
+                    continue
+                finals[run_id] = pair
+            row: dict[str, Any] = {
+                "label": label,
+                "seeds": len(finals),
+                "diverged": diverged,
+                "unfinished": sum(results.status[r] not in ("done", "diverged") for r in members),
+                "color": results.colors[label],
+            }
+            for index, name in enumerate(("val_accuracy", "val_loss")):
+                values = np.array([pair[index] for pair in finals.values()], float)
+                values = values[np.isfinite(values)]
+                row[f"{name}_mean"] = float(values.mean()) if values.size else None
+                row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else None
+            rows.append(row)
+
+        def rank(row: dict[str, Any]) -> tuple[float, float]:
+            acc, lss = row["val_accuracy_mean"], row["val_loss_mean"]
+            return (-acc if acc is not None else math.inf, lss if lss is not None else math.inf)
+
+        return cls(sorted(rows, key=rank))
+
+    from_store = from_results
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Columns for ``pandas.DataFrame``."""
+        keys = list(dict.fromkeys(key for row in self.rows for key in row))
+        return {key: [row.get(key) for row in self.rows] for key in keys}
+
+    def to_html(self) -> str:
+        """An HTML ``<table>``, every label escaped."""
+        from html import escape
+
+        def cell(mean: float | None, std: float | None) -> str:
+            if mean is None:
+                return "—"
+            return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+        unfinished = any(row["unfinished"] for row in self.rows)
+        head = ["#", "configuration", "seeds", "diverged"] + (["unfinished"] if unfinished else [])
+        head += ["final val. accuracy", "final val. loss"]
+        lines = [
+            '<table class="summary">',
+            "<thead><tr>"
+            + "".join(f'<th{" class=num" if i != 1 else ""}>{h}</th>' for i, h in enumerate(head))
+            + "</tr></thead>",
+            "<tbody>",
+        ]
+        for rank, row in enumerate(self.rows, start=1):
+            swatch = f'<span class="swatch" style="background:{escape(row["color"])}"></span>'
+            cells = [str(rank), swatch + escape(row["label"]), str(row["seeds"]), str(row["diverged"])]
+            cells += [str(row["unfinished"])] if unfinished else []
+            cells += [
+                cell(row["val_accuracy_mean"], row["val_accuracy_std"]),
+                cell(row["val_loss_mean"], row["val_loss_std"]),
+            ]
+            lines.append(
+                "<tr>" + "".join(f'<td{" class=num" if i != 1 else ""}>{c}</td>' for i, c in enumerate(cells)) + "</tr>"
+            )
+        lines += ["</tbody>", "</table>"]
+        return "\n".join(lines)

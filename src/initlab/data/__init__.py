@@ -1,0 +1,223 @@
+"""Data: the shipped MNIST (verified on load), other ``.npz`` files, and synthetic input sources.
+
+MNIST ships inside the package (``initlab/data/mnist.npz``, Keras's layout; provenance and
+licence in ``initlab/data/README.md``), so nothing is downloaded. Fashion-MNIST and CIFAR-10 are
+downloaded once into the cache and verified (``initlab.data.downloads``). Preprocessing is the
+tutorial's: images reshaped to 784 and divided by 255 in float32, labels one-hot.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initlab.errors import InitlabError
+from initlab.registry import Registry
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+# SHA-256 of each array's raw bytes in the shipped file (see initlab/data/README.md).
+MNIST_SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled data set: inputs flattened to ``(n, features)``, labels one-hot float32.
+
+    Inputs keep their stored dtype (uint8 pixels for images) so that the trainer moves four
+    times fewer bytes; ``features`` gives the float32 values, ``x.astype(float32) / scale``,
+    exactly the tutorial's ``x.astype('float32') / 255``.
+    """
+
+    name: str
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    scale: float = 1.0
+    source: str = ""
+
+    def features(self, split: str = "train") -> np.ndarray:
+        """The float32 inputs of ``split`` ("train" or "test")."""
+        x = self.x_train if split == "train" else self.x_test
+        return x.astype(np.float32) / np.float32(self.scale)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def classes(self) -> int:
+        return int(self.y_train.shape[1])
+
+
+def shipped_mnist_path() -> Path:
+    """Where the package's own copy of MNIST lies."""
+    return Path(str(resources.files("initlab") / "data" / "mnist.npz"))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InitlabError(f"data file not found: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InitlabError(f"data file {path} is a single .npy array, not an .npz archive with {', '.join(KEYS)}")
+        with loaded as archive:
+            missing = [k for k in KEYS if k not in archive.files]
+            if missing:
+                raise InitlabError(
+                    f"data file {path} lacks array(s) {', '.join(missing)} (needs {', '.join(KEYS)}, as Keras's mnist.npz)"
+                )
+            return {k: archive[k] for k in KEYS}
+    except InitlabError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        detail = "" if "pickle" in str(error) else f" ({type(error).__name__}: {error})"
+        raise InitlabError(f"data file {path} is corrupt or not an .npz archive{detail}") from None
+
+
+def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise InitlabError(
+                f"data file {path}: x_{split} {x.shape} and y_{split} {y.shape} must be (n, ...) images and (n,) labels"
+            )
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise InitlabError(f"data file {path}: y_{split} must hold non-negative integer class labels")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise InitlabError(f"data file {path}: x_train and x_test images differ in shape")
+
+
+def _verify_shipped(arrays: dict[str, np.ndarray], path: Path) -> None:
+    for key, expected in MNIST_SHA256.items():
+        if hashlib.sha256(np.ascontiguousarray(arrays[key]).tobytes()).hexdigest() != expected:
+            raise InitlabError(
+                f"the shipped MNIST ({path}) fails its SHA-256 check on {key}: reinstall initlab (pip install -e .)"
+            )
+
+
+def preprocess(name: str, arrays: dict[str, np.ndarray], source: str = "") -> Dataset:
+    """The tutorial's preprocessing: flatten, divide 8-bit pixels by 255, one-hot labels."""
+    classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    pixels = arrays["x_train"].dtype == np.uint8
+    out = []
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        x = x.reshape(len(x), -1)
+        out.append(x if pixels else x.astype(np.float32))
+        out.append(np.eye(classes, dtype=np.float32)[arrays[f"y_{split}"].astype(np.int64)])
+    return Dataset(name, *out, scale=255.0 if pixels else 1.0, source=source)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_labelled(name: str, path: str | None) -> Dataset:
+    shipped = path is None
+    file = shipped_mnist_path() if shipped else Path(path).expanduser()
+    arrays = _read_npz(file)
+    _check_layout(arrays, file)
+    if shipped:
+        _verify_shipped(arrays, file)
+    return preprocess(name, arrays, source=str(file))
+
+
+datasets: Registry[Dataset] = Registry("dataset")
+
+
+@datasets.register("mnist")
+def mnist(data_file: str | None = None) -> Dataset:
+    """MNIST digits, 60k train / 10k test, 784 inputs, 10 classes (shipped; or any .npz of Keras's layout)."""
+    return _load_labelled("mnist", data_file)
+
+
+@datasets.register("fashion_mnist")
+def fashion_mnist(data_file: str | None = None) -> Dataset:
+    """Zalando's Fashion-MNIST, 60k train / 10k test, 784 inputs, 10 classes (downloaded once; or an .npz)."""
+    return _load_downloaded("fashion_mnist", data_file)
+
+
+@datasets.register("cifar10")
+def cifar10(data_file: str | None = None) -> Dataset:
+    """CIFAR-10 colour images, 50k train / 10k test, 3072 inputs (32x32x3), 10 classes (downloaded once; or an .npz)."""
+    return _load_downloaded("cifar10", data_file)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_downloaded(name: str, path: str | None) -> Dataset:
+    """A data set of ``initlab.data.downloads`` (fetched into the cache when needed), or the .npz ``path``."""
+    if path is None:
+        from initlab.data import downloads  # urllib and tarfile only when a download may be needed
+
+        arrays, source = downloads.load_arrays(name)
+        return preprocess(name, arrays, source=source)
+    file = Path(path).expanduser()
+    arrays = _read_npz(file)
+    for key in ("y_train", "y_test"):  # Keras's cifar10.load_data gives labels of shape (n, 1)
+        if arrays[key].ndim == 2 and arrays[key].shape[1] == 1:
+            arrays[key] = arrays[key][:, 0]
+    _check_layout(arrays, file)
+    return preprocess(name, arrays, source=str(file))
+
+
+def load(name: str = "mnist", data_file: str | Path | None = None) -> Dataset:
+    """Load the labelled data set ``name``, from ``data_file`` when given (same keys as Keras's mnist.npz)."""
+    entry = datasets.entry(name)
+    return entry.builder(data_file=None if data_file is None else str(data_file))
+
+
+# Input sources: where the inputs of an untrained layer come from (the saturation experiment).
+InputSource = Any
+"""``source(rng: np.random.Generator, draws: int, dim: int) -> float32 array (draws, dim)``."""
+
+inputs: Registry[InputSource] = Registry("input source")
+
+
+@inputs.register("uniform")
+def uniform(low: float = 0.0, high: float = 1.0) -> InputSource:
+    """Independent U[low, high) inputs (the tutorial's ``np.random.random``: U[0, 1))."""
+    if not low < high:
+        raise InitlabError(f"uniform inputs: low ({low}) must be < high ({high})")
+    return lambda rng, draws, dim: rng.uniform(low, high, size=(draws, dim)).astype(np.float32)
+
+
+@inputs.register("normal", aliases=("gaussian",))
+def normal(mean: float = 0.0, std: float = 1.0) -> InputSource:
+    """Independent N(mean, std^2) inputs."""
+    if not std > 0:
+        raise InitlabError(f"normal inputs: std must be > 0, got {std}")
+    return lambda rng, draws, dim: rng.normal(mean, std, size=(draws, dim)).astype(np.float32)
+
+
+@inputs.register("mnist_images", aliases=("mnist",))
+def mnist_images(data_file: str | None = None) -> InputSource:
+    """Training images of MNIST drawn at random (784 inputs)."""
+
+    def draw(rng: np.random.Generator, draws: int, dim: int) -> np.ndarray:
+        data = _load_labelled("mnist", data_file)
+        if dim != data.input_dim:
+            raise InitlabError(f"mnist inputs have {data.input_dim} features, the layer asks for {dim}")
+        return data.features("train")[rng.integers(0, len(data.x_train), size=draws)]
+
+    return draw
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits the training set: a permutation fixed by the seed.
+
+    Drawn on the host (NumPy's PCG64 seeded by ``(seed, epoch)``), where it costs well under a
+    millisecond and overlaps with the previous epoch's compiled work.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(size).astype(np.int32)

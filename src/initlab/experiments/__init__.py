@@ -1,0 +1,6 @@
+"""Experiments that outlive a process: TOML sweeps, the SQLite store, local and Ray execution.
+
+- :mod:`~initlab.experiments.sweeps`: a sweep file as a product of configurations;
+- :mod:`~initlab.experiments.store`: the resumable store (tidy rows, exports);
+- :mod:`~initlab.experiments.executors`: run configurations into a store, locally or on Ray.
+"""

@@ -1,0 +1,58 @@
+"""Keras, PyTorch and Flax initializers side by side: each entry's law for one Dense kernel.
+
+Backs ``initlab list initializers --compare --fan-in N --fan-out M``. Laws are closed forms in
+plain Python, so the table is computed without importing JAX.
+
+Example:
+    >>> rows = compare_table(784, 64)
+    >>> {row["name"]: row["high"] for row in rows}["torch.linear_default"]  # 1 / sqrt(784)
+    0.03571428571428571
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from initlab.errors import InitlabError
+from initlab.initializers import initializers
+
+FRAMEWORKS = ("keras", "torch", "flax")
+COLUMNS = ("name", "framework", "distribution", "low", "high", "mean", "std")
+
+
+def framework_of(name: str) -> str:
+    """``torch`` or ``flax`` for ``torch.*`` / ``flax.*`` entries, ``initlab`` for ours, else ``keras``."""
+    prefix = name.split(".", 1)[0] if "." in name else ""
+    if prefix in FRAMEWORKS:
+        return prefix
+    return "initlab" if name in INITLAB_ONLY else "keras"
+
+
+# Entries that no framework ships under that name.
+INITLAB_ONLY = frozenset({"lsuv", "standard_uniform"})
+
+
+def compare_table(fan_in: int, fan_out: int) -> list[dict[str, Any]]:
+    """One row per registered initializer (its defaults) for a kernel of shape ``(fan_in, fan_out)``.
+
+    Each row holds the columns ``name, framework, distribution, low, high, mean, std``, ready for
+    ``pandas.DataFrame``; ``low``/``high`` are ``None`` for unbounded laws. An entry that cannot
+    describe that shape without data keeps its row, with ``None`` in the law's columns.
+
+    Raises:
+        InitlabError: a fan that is not a positive integer.
+    """
+    for label, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
+        if not isinstance(fan, int) or isinstance(fan, bool) or fan <= 0:
+            raise InitlabError(f"compare table: {label} must be a positive integer, got {fan!r}")
+    rows = []
+    for entry in initializers:
+        row: dict[str, Any] = {"name": entry.name, "framework": framework_of(entry.name)}
+        try:
+            law = initializers.build(entry.name).law((fan_in, fan_out))
+        except InitlabError:
+            row.update(distribution=None, low=None, high=None, mean=None, std=None)
+        else:
+            row.update(distribution=law.distribution, low=law.low, high=law.high, mean=law.mean, std=law.std)
+        rows.append(row)
+    return rows

@@ -1,0 +1,327 @@
+"""Signal propagation through a deep MLP at initialization (Glorot & Bengio 2010, figs. 6-7).
+
+:func:`propagate` builds, per initializer, ``depth`` hidden Dense layers of ``width`` units topped
+by a fixed readout of 10 units (``glorot_uniform``; linear for MSE, softmax for cross-entropy)
+scored against random one-hot targets: the readout gives the hidden stack a backward signal, as
+the classifier does in Glorot & Bengio, and is the same for every initializer compared. Layer by
+layer (1 = next to the input) it reports forward statistics (pre-activation variance, the
+mean-field ``q^l``; activation mean, std, saturated fraction) and backward ones (variance of the
+per-example ``dL/dz``, the mean-field ``q~^l``; of the batch-mean ``dL/dW``), with histograms.
+:func:`jacobian_singular_values` measures dynamical isometry (Saxe et al. 2014).
+
+Example:
+    >>> result = propagate(["glorot_uniform", "he_normal"], activation="relu")
+    >>> signal_figures.PropagationDisplay.from_result(result).plot()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from initlab.nn import activations
+from initlab.nn import losses
+from initlab import data as data_module
+from initlab import initializers as initializers_module
+from initlab._lazy import jax, jnp
+from initlab.errors import InitlabError
+from initlab.nn.models import MLP, DenseLayer, dense
+from initlab.mean_field.theory import jsonable, variance_map
+
+
+@dataclass
+class PropagationRun:
+    """One initializer's layer-by-layer statistics; every list has one entry per hidden layer.
+
+    ``sigma_w2`` is the kernel variance times fan-in (mean-field ``sigma_w^2``), ``sigma_b2``
+    the bias variance. Histograms are ``{"edges": bins + 1 values, "counts": depth lists}``; the
+    bins are shared by all layers and values beyond them are counted in the end bins.
+    """
+
+    initializer: str
+    sigma_w2: list[float]
+    sigma_b2: float
+    preactivation_variance: list[float]
+    activation_mean: list[float]
+    activation_std: list[float]
+    saturation_fraction: list[float] | None
+    gradient_variance: list[float]
+    weight_gradient_variance: list[float]
+    activation_histogram: dict[str, list]
+    gradient_histogram: dict[str, list]
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(dataclasses.asdict(self))
+
+
+LAYER_STATISTICS = ("preactivation_variance", "activation_mean", "activation_std", "saturation_fraction",
+                    "gradient_variance", "weight_gradient_variance")
+
+
+@dataclass
+class PropagationResult:
+    """The outcome of :func:`propagate`; ``q0`` is the mean squared input entry ``E||x||^2 / n0``."""
+
+    initializers: list[str]
+    activation: str
+    depth: int
+    width: int
+    input_dim: int
+    inputs: str
+    batch: int
+    seed: int
+    bias_initializer: str
+    loss: str
+    readout: str
+    bins: int
+    q0: float
+    input_mean: float
+    input_variance: float
+    runs: list[PropagationRun] = field(repr=False)
+
+    def run(self, initializer: str) -> PropagationRun:
+        """The run of ``initializer`` (any spelling of its spec)."""
+        spec = initializers_module.build(initializer).spec
+        for run in self.runs:
+            if run.initializer == spec:
+                return run
+        raise InitlabError(f"no run for initializer {spec} (runs: {', '.join(self.initializers)})")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows ``(initializer, layer, statistic, value)``, ready for ``pandas.DataFrame``."""
+        return [
+            {"initializer": run.initializer, "layer": layer + 1, "statistic": name, "value": jsonable(value)}
+            for run in self.runs
+            for name in LAYER_STATISTICS
+            if getattr(run, name) is not None
+            for layer, value in enumerate(getattr(run, name))
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(dataclasses.asdict(self))
+
+
+def _positive(**values: Any) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
+    if input_dim is not None:
+        return input_dim
+    return 784 if data_module.inputs.resolve(inputs)[0].name == "mnist_images" else default
+
+
+def _hidden_layers(initializer: str, depth: int, width: int, activation: str, bias_initializer: str) -> tuple[DenseLayer, ...]:
+    return tuple(DenseLayer(units=width, activation=activation, kernel_initializer=initializer,
+                            bias_initializer=bias_initializer) for _ in range(depth))
+
+
+def _histograms(values: Any, low: Any, high: Any, bins: int) -> dict[str, Any]:
+    """Counts of each layer's values ``(layers, ...)`` on ``bins`` equal bins over ``[low, high]``.
+
+    One ``bincount`` for all layers; values beyond the range land in the end bins.
+    """
+    high = jnp.where(high > low, high, low + 1.0)
+    index = jnp.clip(jnp.floor((values - low) / (high - low) * bins), 0, bins - 1).astype(jnp.int32)
+    index = index + bins * jnp.arange(values.shape[0]).reshape(-1, *[1] * (values.ndim - 1))
+    counts = jnp.bincount(index.ravel(), length=bins * values.shape[0]).reshape(values.shape[0], bins)
+    return {"edges": jnp.linspace(low, high, bins + 1), "counts": counts}
+
+
+def propagate(
+    initializers: Sequence[str] | str,
+    *,
+    depth: int = 10,
+    width: int = 512,
+    activation: str = "tanh",
+    inputs: str = "mnist",
+    input_dim: int | None = None,
+    batch: int = 1000,
+    seed: int = 0,
+    bias_initializer: str = "zeros",
+    bins: int = 50,
+    loss: str = "mean_squared_error",
+    readout_units: int = 10,
+    readout_initializer: str = "glorot_uniform",
+    activation_range: tuple[float, float] | None = None,
+    gradient_range: tuple[float, float] | None = None,
+) -> PropagationResult:
+    """Forward and backward statistics of a deep MLP at initialization, one run per initializer.
+
+    Args:
+        initializers: kernel initializer spec(s) of the hidden layers.
+        inputs: input source spec (``mnist``, ``uniform``, ``normal(std=2.0)``...); its size is
+            784 for MNIST, else ``input_dim`` (default ``width``).
+        loss: ``mean_squared_error`` (linear readout) or ``categorical_crossentropy`` (softmax).
+        activation_range, gradient_range: fixed histogram bins for every initializer; by default
+            the activation's output range (bounded ones) or each run's ``[min, max]`` over layers,
+            and ``+-max|dL/dz|`` for the gradients.
+
+    The seed draws the inputs and targets (numpy) and one network key (JAX), the same for every
+    initializer, so that runs differ only by their initializer. One ``jit`` per initializer.
+    """
+    specs = [initializers] if isinstance(initializers, str) else list(initializers)
+    _positive(depth=depth, width=width, batch=batch, bins=bins, readout_units=readout_units)
+    if not specs:
+        raise InitlabError("give at least one initializer")
+    act = activations.build(activation)
+    loss_spec = losses.losses.canonical(loss)
+    loss_fn = losses.build(loss)
+    readout_activation = "softmax" if loss_spec == "categorical_crossentropy" else "linear"
+    readout = DenseLayer(units=readout_units, activation=readout_activation, kernel_initializer=readout_initializer)
+    n0 = _input_dim(inputs, input_dim, width)
+    _positive(input_dim=n0)
+    networks = {}
+    for spec in specs:
+        kernel_init = initializers_module.build(spec)
+        if kernel_init.data_dependent:
+            raise InitlabError(f"{kernel_init.spec} needs training data: propagate measures plain initializers only")
+        if kernel_init.spec in networks:
+            raise InitlabError(f"initializer {kernel_init.spec} given twice")
+        layers = _hidden_layers(spec, depth, width, activation, bias_initializer)
+        networks[kernel_init.spec] = (kernel_init, MLP(input_dim=n0, layers=layers + (readout,)))
+
+    rng = np.random.default_rng(seed)
+    x = data_module.inputs.build(inputs)(rng, batch, n0)
+    targets = np.eye(readout_units, dtype=np.float32)[rng.integers(0, readout_units, batch)]
+    key = jax.random.key(seed)
+    thresholds = act.saturation_thresholds()
+
+    def measure(mlp: MLP, params: Any, x: Any, targets: Any) -> dict[str, Any]:
+        def total_loss(params, perturbations):
+            h, zs, hs = x, [], []
+            for index, (p, fn) in enumerate(zip(params, mlp.activation_functions)):
+                z = dense(h, p["kernel"], p["bias"])
+                if index < depth:  # dL/dz is the gradient with respect to a zero added to z
+                    z = z + perturbations[index]
+                    zs.append(z)
+                h = fn(z)
+                hs.append(h)
+            return jnp.sum(loss_fn(targets, h)), (jnp.stack(zs), jnp.stack(hs[:depth]))
+
+        # Per-example dL/dz (gradient of the summed loss); dL/dW of the batch-mean loss, as trained.
+        (weight_grads, deltas), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(
+            params, jnp.zeros((depth, batch, width)))  # every stack is (depth, batch, width)
+        stats = {
+            "preactivation_variance": jnp.var(zs, axis=(1, 2)),
+            "activation_mean": jnp.mean(hs, axis=(1, 2)),
+            "activation_std": jnp.std(hs, axis=(1, 2)),
+            "gradient_variance": jnp.var(deltas, axis=(1, 2)),
+            "weight_gradient_variance": jnp.stack([jnp.var(g["kernel"] / batch) for g in weight_grads[:depth]]),
+        }
+        if thresholds is not None:
+            stats["saturation_fraction"] = jnp.mean((hs < thresholds[0]) | (hs > thresholds[1]), axis=(1, 2))
+        default_range = act.output_range if act.bounded else (hs.min(), hs.max())
+        stats["activation_histogram"] = _histograms(hs, *(activation_range or default_range), bins)
+        bound = jnp.abs(deltas).max()
+        stats["gradient_histogram"] = _histograms(deltas, *(gradient_range or (-bound, bound)), bins)
+        return stats
+
+    runs = []
+    for spec, (kernel_init, mlp) in networks.items():
+        # Initialized outside the jit: XLA compiles random-number kernels slowly, eager ones are cached.
+        measured = jax.jit(functools.partial(measure, mlp))(mlp.init(key), jnp.asarray(x), jnp.asarray(targets))
+        measured = jax.tree_util.tree_map(lambda v: np.asarray(v).tolist(), measured)
+        runs.append(PropagationRun(
+            initializer=spec,
+            sigma_w2=[kernel_init.law(shape).variance * shape[0] for shape in mlp.shapes[:depth]],
+            sigma_b2=initializers_module.build(bias_initializer).law((width,)).variance,
+            saturation_fraction=measured.pop("saturation_fraction", None),
+            **measured,
+        ))
+    x64 = x.astype(np.float64)
+    return PropagationResult(
+        initializers=list(networks), activation=act.spec, depth=depth, width=width, input_dim=n0,
+        inputs=data_module.inputs.canonical(inputs), batch=batch, seed=seed,
+        bias_initializer=initializers_module.build(bias_initializer).spec, loss=loss_spec,
+        readout=f"Dense({readout_units}, {readout_activation}, {initializers_module.build(readout_initializer).spec})",
+        bins=bins, q0=float(np.mean(x64**2)), input_mean=float(x64.mean()), input_variance=float(x64.var()), runs=runs,
+    )
+
+
+@dataclass
+class IsometryResult:
+    """Singular values of the input-output Jacobian of the hidden stack, ``(samples, min(width, input_dim))``."""
+
+    initializer: str
+    activation: str
+    depth: int
+    width: int
+    input_dim: int
+    inputs: str
+    seed: int
+    samples: int
+    singular_values: np.ndarray = field(repr=False)
+
+    @property
+    def spread(self) -> float:
+        """Largest minus smallest singular value: 0 for perfect dynamical isometry."""
+        return float(self.singular_values.max() - self.singular_values.min())
+
+    @property
+    def mean_squared(self) -> float:
+        """Mean squared singular value, ``tr(J J^T) / n``: the mean-field ``chi^depth``."""
+        return float(np.mean(self.singular_values.astype(np.float64) ** 2))
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared})
+
+
+def jacobian_singular_values(
+    initializer: str,
+    *,
+    depth: int = 10,
+    width: int = 256,
+    activation: str = "linear",
+    inputs: str = "normal",
+    input_dim: int | None = None,
+    bias_initializer: str = "zeros",
+    seed: int = 0,
+    samples: int = 1,
+) -> IsometryResult:
+    """Singular values of ``d h^depth / d x`` at ``samples`` (fresh network, input vector) pairs.
+
+    ``input_dim`` defaults to ``width`` (784 for MNIST), so every factor of the chain is square.
+    A linear stack of orthogonal kernels is an isometry (all values ``gain^depth``); Gaussian
+    kernels of variance ``1/n`` spread them over orders of magnitude (Saxe et al. 2014).
+    """
+    _positive(depth=depth, width=width, samples=samples)
+    n0 = _input_dim(inputs, input_dim, width)
+    _positive(input_dim=n0)
+    mlp = MLP(input_dim=n0, layers=_hidden_layers(initializer, depth, width, activation, bias_initializer))
+    x = data_module.inputs.build(inputs)(np.random.default_rng(seed), samples, n0)
+
+    def singular_values(params, vector):
+        jacobian = jax.jacfwd(lambda v: mlp.apply(params, v))(vector)
+        return jnp.linalg.svd(jacobian, compute_uv=False)
+
+    params = [mlp.init(key) for key in jax.random.split(jax.random.key(seed), samples)]
+    params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
+    values = np.asarray(jax.jit(jax.vmap(singular_values))(params, jnp.asarray(x)))
+    return IsometryResult(
+        initializer=initializers_module.build(initializer).spec, activation=activations.build(activation).spec, depth=depth,
+        width=width, input_dim=n0, inputs=data_module.inputs.canonical(inputs), seed=seed, samples=samples,
+        singular_values=values,
+    )
+
+
+def predicted_preactivation_variance(result: PropagationResult) -> dict[str, list[float]]:
+    """Mean-field prediction of each hidden layer's pre-activation variance, per initializer.
+
+    Layer 1 gets ``sigma_w2 * q0 + sigma_b2`` from the measured inputs; each next layer the
+    variance map ``q' = sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2`` (:mod:`initlab.mean_field.theory`).
+    """
+    predictions = {}
+    for run in result.runs:
+        q = [run.sigma_w2[0] * result.q0 + run.sigma_b2]
+        for sigma_w2 in run.sigma_w2[1:]:
+            q.append(float(variance_map(q[-1], sigma_w2, run.sigma_b2, result.activation)))
+        predictions[run.initializer] = q
+    return predictions

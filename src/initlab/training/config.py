@@ -1,0 +1,156 @@
+"""The experiment configuration: one frozen, validated dataclass, changed with ``dataclasses.replace``.
+
+Defaults are the tutorial's Part B: 784-64(sigmoid, ``RandomNormal()``)-10(softmax,
+``glorot_uniform``), MSE, ``SGD(learning_rate=0.01)``, batch 128, 20 epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from initlab import initializers
+from initlab.nn import activations
+from initlab.nn import losses
+from initlab.nn import optimizers
+from initlab.data import datasets
+from initlab.errors import InitlabError
+from initlab.nn.models import MLP, DenseLayer
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that decides a training run's numbers.
+
+    Attributes:
+        dataset: registered data set name (``initlab list datasets``).
+        data_file: an ``.npz`` with Keras's mnist layout to use instead of the shipped file.
+        hidden_units: sizes of the hidden layers.
+        activation: activation spec of the hidden layers.
+        kernel_initializer: initializer spec of the hidden layers' kernels.
+        bias_initializer: initializer spec of the hidden layers' biases.
+        output_activation: activation spec of the output layer.
+        output_kernel_initializer: initializer spec of the output kernel (Keras default).
+        output_bias_initializer: initializer spec of the output bias.
+        layer_kernel_initializers: per-layer overrides ``((layer_number, spec), ...)``,
+            1-based, the output layer being ``len(hidden_units) + 1``.
+        loss: loss spec. optimizer: optimizer spec, e.g. ``sgd(learning_rate=0.01)``.
+        batch_size, epochs: as in ``model.fit``. seed: the only source of randomness.
+        probe_every: per-layer probes (:mod:`initlab.measure.probes`) at initialization and every
+            ``probe_every`` epochs (and after the last); 0 turns them off.
+        probe_size: validation samples in the probe batch.
+    """
+
+    dataset: str = "mnist"
+    data_file: str | None = None
+    hidden_units: tuple[int, ...] = (64,)
+    activation: str = "sigmoid"
+    kernel_initializer: str = "random_normal"
+    bias_initializer: str = "zeros"
+    output_activation: str = "softmax"
+    output_kernel_initializer: str = "glorot_uniform"
+    output_bias_initializer: str = "zeros"
+    layer_kernel_initializers: tuple[tuple[int, str], ...] = ()
+    loss: str = "mean_squared_error"
+    optimizer: str = "sgd(learning_rate=0.01)"
+    batch_size: int = 128
+    epochs: int = 20
+    seed: int = 0
+    probe_every: int = 0
+    probe_size: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
+                     "output_kernel_initializer", "output_bias_initializer", "loss", "optimizer"):
+            if not isinstance(getattr(self, name), str):
+                raise InitlabError(f"{name} must be a spec string such as 'glorot_uniform', got {getattr(self, name)!r}")
+        if self.data_file is not None and not isinstance(self.data_file, str):
+            raise InitlabError(f"data_file must be a path string, got {self.data_file!r}")
+        if isinstance(self.hidden_units, (str, bytes)) or not hasattr(self.hidden_units, "__iter__"):
+            raise InitlabError(f"hidden_units must be a list of layer sizes such as [64], got {self.hidden_units!r}")
+        object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
+        pairs = tuple(tuple(pair) for pair in self.layer_kernel_initializers)
+        for pair in pairs:
+            if len(pair) != 2 or not isinstance(pair[0], int) or isinstance(pair[0], bool) or not isinstance(pair[1], str):
+                raise InitlabError(f"layer_kernel_initializers expects (layer number, spec) pairs, got {pair!r}")
+        object.__setattr__(self, "layer_kernel_initializers", pairs)
+        for units in self.hidden_units:
+            _positive_int("hidden layer size", units)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("epochs", self.epochs)
+        _positive_int("probe_size", self.probe_size)
+        if not isinstance(self.probe_every, int) or isinstance(self.probe_every, bool) or self.probe_every < 0:
+            raise InitlabError(f"probe_every must be a non-negative integer (0: no probes), got {self.probe_every!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise InitlabError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        datasets.entry(self.dataset)
+        for spec in (self.activation, self.output_activation):
+            activations.activations.resolve(spec)
+        for spec in (self.kernel_initializer, self.bias_initializer, self.output_kernel_initializer, self.output_bias_initializer):
+            initializers.initializers.resolve(spec)
+        layer_count = len(self.hidden_units) + 1
+        for number, spec in self.layer_kernel_initializers:
+            if not 1 <= number <= layer_count:
+                raise InitlabError(f"layer number {number} is out of range: this network has layers 1-{layer_count}")
+            initializers.initializers.resolve(spec)
+        losses.losses.resolve(self.loss)
+        optimizers.optimizers.build(self.optimizer)
+
+    def probes_at(self, epoch: int) -> bool:
+        """Whether per-layer probes are taken after ``epoch`` (0: at initialization)."""
+        if not self.probe_every:
+            return False
+        return epoch == 0 or epoch % self.probe_every == 0 or epoch == self.epochs
+
+    def layers(self, classes: int) -> tuple[DenseLayer, ...]:
+        """The Dense layers, the output layer having ``classes`` units."""
+        overrides = dict(self.layer_kernel_initializers)
+        layers = [
+            DenseLayer(
+                units=units,
+                activation=self.activation,
+                kernel_initializer=overrides.get(number, self.kernel_initializer),
+                bias_initializer=self.bias_initializer,
+            )
+            for number, units in enumerate(self.hidden_units, start=1)
+        ]
+        layers.append(
+            DenseLayer(
+                units=classes,
+                activation=self.output_activation,
+                kernel_initializer=overrides.get(len(layers) + 1, self.output_kernel_initializer),
+                bias_initializer=self.output_bias_initializer,
+            )
+        )
+        return tuple(layers)
+
+    def model(self, input_dim: int, classes: int) -> MLP:
+        return MLP(input_dim=input_dim, layers=self.layers(classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hidden_units"] = list(self.hidden_units)
+        data["layer_kernel_initializers"] = [list(pair) for pair in self.layer_kernel_initializers]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown_keys = sorted(set(data) - fields)
+        if unknown_keys:
+            from initlab.errors import unknown
+
+            raise unknown("config key", unknown_keys[0], fields)
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """A stable hash of the configuration (for stores and caches)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,267 @@
+"""Training with Keras's semantics, compiled: one XLA program per epoch, no Python per step.
+
+What matches ``model.fit``:
+- the training set is reshuffled every epoch; batches of ``batch_size`` include the last,
+  partial one (60000 = 468 x 128 + 96: 469 steps);
+- the loss of a batch is the mean of the per-sample loss; ``loss`` and ``accuracy`` in the
+  history are averaged over the epoch's samples, each batch measured on its forward pass
+  before its update (Keras weights each batch by its size);
+- ``val_loss`` and ``val_accuracy`` are measured on the whole validation set after the epoch.
+
+Randomness: ``seed`` becomes the key of the parameters (split per layer by the model) and
+seeds the shuffling of every epoch (:func:`initlab.data.epoch_order`). Same seed, same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from initlab import data as data_module
+from initlab.data import epoch_order
+from initlab.nn import losses
+from initlab.nn import lsuv
+from initlab.nn import optimizers
+from initlab.accel import sparse_dense
+from initlab import runtime
+from initlab._lazy import jax, jnp, lax, optax
+from initlab.training.config import TrainConfig
+from initlab.nn.models import MLP, Params
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""``callback(epoch, metrics)``: called after each epoch (1-based) with that epoch's metrics."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        config: the configuration that was run.
+        history: Keras's keys, one value per completed epoch.
+        params: final parameters (NumPy arrays).
+        timings: seconds spent loading data, compiling and training.
+        diverged_epoch: the first epoch whose loss was NaN or infinite, if any (training stops there).
+        probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
+    """
+
+    config: TrainConfig
+    history: dict[str, list[float]]
+    params: Params = field(repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    diverged_epoch: int | None = None
+    probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
+
+    def probe_rows(self) -> list[tuple[int, str, str, float]]:
+        """The probes as tidy rows ``(epoch, layer, statistic, value)``."""
+        from initlab.measure.probes import tidy_rows
+
+        return [row for epoch, stats in self.probes for row in tidy_rows(stats, epoch)]
+
+    def histogram_rows(self) -> list[tuple]:
+        """The probes' histograms as rows ``(epoch, layer, kind, edges, counts)``."""
+        from initlab.measure.probes import histogram_rows
+
+        return [row for epoch, stats in self.probes for row in histogram_rows(stats, epoch)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "timings": self.timings,
+            "diverged_epoch": self.diverged_epoch,
+        }
+
+
+def init_key(seed: int) -> Any:
+    """The key from which a run's parameters are drawn."""
+    return jax.random.key(seed)
+
+
+def make_step(mlp: MLP, loss: Callable, optimizer: Any, input_matmul: Callable | None = None) -> Callable:
+    """One Keras training step: ``(params, opt_state, x, y) -> (params, opt_state, loss_sum, correct)``.
+
+    ``loss_sum`` is the batch's mean loss times its size, ``correct`` its count of right answers,
+    both measured on the forward pass before the update. ``input_matmul``: see :meth:`MLP.apply`.
+    """
+
+    def objective(params, x, y):
+        probabilities = mlp.apply(params, x, input_matmul=input_matmul)
+        return jnp.mean(loss(y, probabilities)), probabilities
+
+    def step(params, opt_state, x, y):
+        (batch_loss, probabilities), grads = jax.value_and_grad(objective, has_aux=True)(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        correct = jnp.sum(jnp.argmax(probabilities, -1) == jnp.argmax(y, -1))
+        return params, opt_state, batch_loss * x.shape[0], correct
+
+    return step
+
+
+def make_epoch(
+    mlp: MLP,
+    loss: Callable,
+    optimizer: Any,
+    train_size: int,
+    batch_size: int,
+    scale: float = 1.0,
+    probe: Callable | None = None,
+    input_matmul: Callable | None = None,
+) -> Callable:
+    """One epoch: ``(params, opt_state, order, x, y, x_val, y_val[, x_probe, y_probe]) -> (params, opt_state, metrics)``.
+
+    ``order`` is the epoch's permutation of the training set; inputs are stored as they came
+    (uint8 pixels) and turned into float32 / ``scale`` batch by batch. With ``probe``
+    (:func:`initlab.measure.probes.make_probe`), the per-layer statistics after the epoch, computed in
+    the same compiled program on ``(x_probe, y_probe)``, come back as ``metrics["probe"]``.
+    ``input_matmul`` computes the first layer's product (:func:`initlab.accel.sparse_dense.input_matmul`).
+    """
+    step = make_step(mlp, loss, optimizer, input_matmul)
+    full_batches, remainder = divmod(train_size, batch_size)
+
+    def features(x):
+        return x.astype(jnp.float32) / jnp.float32(scale)
+
+    def epoch(params, opt_state, order, x, y, x_val, y_val, *probe_batch):
+        previous_params = params
+
+        def body(carry, indices):
+            params, opt_state, loss_sum, correct = step(*carry, features(x[indices]), y[indices])
+            return (params, opt_state), (loss_sum, correct)
+
+        (params, opt_state), (loss_sums, corrects) = lax.scan(
+            body, (params, opt_state), order[: full_batches * batch_size].reshape(full_batches, batch_size)
+        )
+        loss_total, correct_total = jnp.sum(loss_sums), jnp.sum(corrects)
+        if remainder:
+            rest = order[full_batches * batch_size :]
+            params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
+            loss_total, correct_total = loss_total + loss_sum, correct_total + correct
+        val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
+        metrics = {
+            "loss": loss_total / train_size,
+            "accuracy": correct_total / train_size,
+            "val_loss": jnp.mean(loss(y_val, val_probabilities)),
+            "val_accuracy": jnp.mean(jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)),
+        }
+        if probe is not None:
+            metrics["probe"] = probe(params, *probe_batch, previous_params)
+        return params, opt_state, metrics
+
+    return epoch
+
+
+def train(
+    config: TrainConfig,
+    *,
+    callback: EpochCallback | None = None,
+    dataset: data_module.Dataset | None = None,
+) -> TrainResult:
+    """Train one model as ``model.fit`` would and return its history.
+
+    Args:
+        config: the run; its defaults are the tutorial's Part B.
+        callback: called after each epoch with ``(epoch, metrics)``.
+        dataset: already loaded data (else loaded from ``config.dataset``/``config.data_file``).
+
+    Example:
+        >>> result = initlab.train(TrainConfig(epochs=2))
+        >>> result.history["val_accuracy"]
+    """
+    runtime.ensure_configured()
+    started = time.perf_counter()
+    dataset = dataset or data_module.load(config.dataset, config.data_file)
+    mlp = config.model(dataset.input_dim, dataset.classes)
+    optimizer = optimizers.build(config.optimizer)
+    loss = losses.build(config.loss)
+    params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
+    opt_state = optimizer.init(params)
+    arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
+    loaded = time.perf_counter()
+
+    train_size = len(dataset.x_train)
+    probing = Probing.create(config, mlp, loss, dataset)
+    input_matmul = sparse_dense.input_matmul(dataset.x_train)
+    programs = {
+        probed: jax.jit(
+            make_epoch(
+                mlp,
+                loss,
+                optimizer,
+                train_size,
+                config.batch_size,
+                dataset.scale,
+                probing.probe if probed else None,
+                input_matmul,
+            ),
+            donate_argnums=(0, 1),
+        )
+        .lower(params, opt_state, epoch_order(config.seed, 1, train_size), *arrays, *(probing.batch if probed else ()))
+        .compile()
+        for probed in probing.variants(config)
+    }
+    probes = probing.initial(params)
+    ready = time.perf_counter()
+
+    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+    diverged_epoch = None
+    for epoch in range(1, config.epochs + 1):
+        probed = config.probes_at(epoch)
+        params, opt_state, metrics = programs[probed](
+            params, opt_state, epoch_order(config.seed, epoch, train_size), *arrays, *(probing.batch if probed else ())
+        )
+        if probed:
+            probes.append((epoch, jax.tree.map(np.asarray, metrics.pop("probe"))))
+        values = {key: float(value) for key, value in metrics.items()}
+        for key in HISTORY_KEYS:
+            history[key].append(values[key])
+        if callback is not None:
+            callback(epoch, values)
+        if not math.isfinite(values["loss"]):
+            diverged_epoch = epoch
+            break
+    finished = time.perf_counter()
+    return TrainResult(
+        config=config,
+        history=history,
+        params=jax.tree.map(np.asarray, params),
+        timings={"load_s": loaded - started, "compile_s": ready - loaded, "train_s": finished - ready},
+        diverged_epoch=diverged_epoch,
+        probes=probes,
+    )
+
+
+@dataclass
+class Probing:
+    """The per-layer probes of a run: the probe function and batch, or nothing when off."""
+
+    probe: Callable | None = None
+    batch: tuple[Any, ...] = ()
+
+    @classmethod
+    def create(cls, config: TrainConfig, mlp: MLP, loss: Callable, dataset: data_module.Dataset) -> Probing:
+        if not config.probe_every:
+            return cls()
+        from initlab.measure.probes import make_probe, probe_batch
+
+        x_probe, y_probe = probe_batch(dataset, min(config.probe_size, len(dataset.x_test)))
+        return cls(make_probe(mlp, loss), (jnp.asarray(x_probe), jnp.asarray(y_probe)))
+
+    @staticmethod
+    def variants(config: TrainConfig) -> list[bool]:
+        """Which epoch programs are needed: with probes, without, or both."""
+        return sorted({config.probes_at(epoch) for epoch in range(1, config.epochs + 1)})
+
+    def initial(self, params: Any) -> list[tuple[int, dict[str, np.ndarray]]]:
+        """The probes at initialization (epoch 0), or an empty list when off."""
+        if self.probe is None:
+            return []
+        return [(0, jax.tree.map(np.asarray, jax.jit(self.probe)(params, *self.batch)))]

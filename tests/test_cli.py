@@ -392,6 +392,8 @@ def test_train_is_deterministic_by_seed(data_file, trained):
 # User errors: exit status 2, one line on stderr starting with "error:", no traceback.
 
 USER_ERRORS = [
+    pytest.param(["train", "--matmul", "dense"], ["unknown matmul 'dense'", "(valid: auto, sparse, xla)"],
+                 id="unknown-matmul"),
     pytest.param(["saturation", "--init", "glorot_unifrom"], ["glorot_unifrom", "did you mean 'glorot_uniform'"],
                  id="unknown-initializer"),
     pytest.param(["train", "--init", "he_normall"], ["did you mean 'he_normal'"], id="train-unknown-initializer"),

@@ -121,6 +121,7 @@ def test_every_run_is_done_with_its_metrics(finished, configs):
             assert run["started_at"] <= run["finished_at"]
             assert run["timings"]["ensemble_size"] == len(configs)
             assert run["versions"]["jax"] and run["versions"]["numpy"]
+            assert run["versions"]["matmul"] == result.matmul  # the code path, recorded with the run
             history = store.history(run["run_id"])
             assert set(history) == set(HISTORY_KEYS)
             assert_same_history(history, result.history)

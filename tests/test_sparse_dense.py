@@ -138,13 +138,43 @@ BASE = TrainConfig(
 
 
 @needs_kernels
-def test_training_with_the_kernels_matches_training_with_xla(monkeypatch):
+def test_training_with_the_kernels_matches_training_with_xla_within_the_stated_tolerance():
     data = sparse_dataset(200, 0.2)  # 3 x 64 + 8: a partial last batch too
-    with_kernels = initlab.train(BASE, dataset=data)
-    monkeypatch.setattr(sparse_dense, "input_matmul", lambda x_train: None)
-    with_xla = initlab.train(BASE, dataset=data)
-    assert_same_history(with_kernels.history, with_xla.history)
-    assert_same_params(with_kernels.params, with_xla.params)
+    with_kernels = initlab.train(dataclasses.replace(BASE, matmul="sparse"), dataset=data)
+    with_xla = initlab.train(dataclasses.replace(BASE, matmul="xla"), dataset=data)
+    assert (with_kernels.matmul, with_xla.matmul) == ("sparse", "xla")
+    for key in with_xla.history:
+        np.testing.assert_allclose(with_kernels.history[key], with_xla.history[key], **sparse_dense.TOLERANCE)
+    for got, want in zip(jax.tree.leaves(with_kernels.params), jax.tree.leaves(with_xla.params)):
+        np.testing.assert_allclose(got, want, **sparse_dense.TOLERANCE)
+
+
+@needs_kernels
+def test_auto_records_the_path_it_took():
+    sparse, dense = sparse_dataset(130, 0.2), sparse_dataset(130, 0.9, seed=4)
+    assert initlab.train(dataclasses.replace(BASE, epochs=1), dataset=sparse).matmul == "sparse"
+    assert initlab.train(dataclasses.replace(BASE, epochs=1), dataset=dense).matmul == "xla"
+    (result,) = train_ensemble([dataclasses.replace(BASE, epochs=1, matmul="xla")], dataset=sparse)
+    assert result.matmul == "xla" and result.to_dict()["matmul"] == "xla"
+
+
+def test_matmul_is_validated_and_sparse_is_refused_where_the_kernels_cannot_run(monkeypatch):
+    with pytest.raises(initlab.InitlabError, match="unknown matmul 'dense'"):
+        TrainConfig(matmul="dense")
+    monkeypatch.setattr(sparse_dense, "available", lambda: False)
+    with pytest.raises(initlab.InitlabError, match="matmul 'sparse' needs initlab's native kernels.*use 'auto' or 'xla'"):
+        sparse_dense.select("sparse", np.zeros((4, 4)))
+    assert sparse_dense.select("auto", np.zeros((4, 4))) == (None, "xla")
+
+
+def test_the_new_field_at_its_default_keeps_old_config_hashes():
+    # A store written before the field existed holds configs without it: their hashes must not move.
+    legacy = {k: v for k, v in BASE.to_dict().items() if k != "matmul"}
+    import hashlib
+    import json
+
+    assert BASE.config_hash() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    assert dataclasses.replace(BASE, matmul="xla").config_hash() != BASE.config_hash()
 
 
 @needs_kernels

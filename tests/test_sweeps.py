@@ -130,6 +130,7 @@ EVERY_FIELD = {
     "seed": "7",
     "probe_every": "2",
     "probe_size": "500",
+    "matmul": '"xla"',
 }
 
 

@@ -181,7 +181,7 @@ def _runs_section(results: Results) -> str:
         f"<details><summary>All {len(results.runs)} runs: full configuration, seed, status, timings and "
         'library versions</summary><div class="scroll"><table class="runs"><thead><tr>'
         '<th class="num">run</th><th>configuration</th><th class="num">seed</th><th>status</th>'
-        '<th class="num">epochs</th><th class="num">seconds</th><th>library versions</th></tr></thead>'
+        '<th class="num">epochs</th><th class="num">seconds</th><th>versions and code path</th></tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div></details>"
     )
     return "".join(parts)

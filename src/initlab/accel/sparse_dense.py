@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from initlab._lazy import jax, jnp
+from initlab.errors import InitlabError, unknown
 from initlab.runtime import cache_dir
 
 MAX_DENSITY = 0.5
@@ -53,11 +54,40 @@ def density(x: np.ndarray, sample_rows: int = 2000) -> float:
     return float(np.count_nonzero(sample)) / max(sample.size, 1)
 
 
+MATMULS = ("auto", "xla", "sparse")
+"""The first layer's product: ``auto`` (the kernels where they help), ``xla`` (XLA's dense matmul), ``sparse``."""
+
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+"""How far the two paths may differ: float32 rounding only (the same products summed in another
+order). Histories and parameters after training agree within this (``tests/test_sparse_dense.py``)."""
+
+
 def input_matmul(x_train: np.ndarray) -> Callable[[Any, Any], Any] | None:
     """The product to use for a first layer fed ``x_train``'s rows: :func:`matmul`, or ``None`` for ``x @ w``."""
+    return select("auto", x_train)[0]
+
+
+def select(choice: str, x_train: np.ndarray) -> tuple[Callable[[Any, Any], Any] | None, str]:
+    """The first layer's product for ``choice`` (one of :data:`MATMULS`) and the path's name, ``sparse`` or ``xla``.
+
+    ``auto`` takes the kernels when they are available and ``x_train`` is at most
+    :data:`MAX_DENSITY` nonzero; ``sparse`` insists on them (an error where they cannot run).
+    """
+    if choice not in MATMULS:
+        raise unknown("matmul", choice, MATMULS)
+    if choice == "xla":
+        return None, "xla"
+    if choice == "sparse":
+        if not available():
+            raise InitlabError(
+                "matmul 'sparse' needs initlab's native kernels, which cannot run here (they need an x86-64 CPU "
+                "with AVX-512, JAX on the CPU, a C++ compiler, and INITLAB_SPARSE_KERNELS unset or 1); "
+                "use 'auto' or 'xla'"
+            )
+        return matmul, "sparse"
     if density(x_train) > MAX_DENSITY or not available():
-        return None
-    return matmul
+        return None, "xla"
+    return matmul, "sparse"
 
 
 @functools.cache

@@ -210,6 +210,12 @@ def train(
     memory_budget: Annotated[
         Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
     ] = None,
+    matmul: Annotated[
+        str,
+        typer.Option(
+            help="First layer's product: auto (initlab's sparse-input kernels on mostly-zero inputs), xla, sparse.",
+        ),
+    ] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Write history (JSON, CSV) and learning curves (PNG) here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -234,7 +240,7 @@ def train(
         activation=activation, kernel_initializer=(init or ["RandomNormal()"])[0], bias_initializer=bias_init,
         output_activation=output_activation, output_kernel_initializer=output_init,
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
-        batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0,
+        batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0, matmul=matmul,
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
     configs = [
@@ -280,7 +286,8 @@ def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
         )
     console.print(
         f"final val_accuracy {result.history['val_accuracy'][-1]:.4f}; "
-        f"compile {result.timings['compile_s']:.2f} s, training {result.timings['train_s']:.2f} s"
+        f"compile {result.timings['compile_s']:.2f} s, training {result.timings['train_s']:.2f} s "
+        f"(first layer: {'sparse-input kernels' if result.matmul == 'sparse' else 'XLA matmul'})"
     )
     if out is not None:
         console.print(f"history and learning curves written to {out}")

@@ -50,6 +50,7 @@ class ChunkOutcome:
     timings: dict[str, float]
     probe_rows: list[tuple] = ()
     histogram_rows: list[tuple] = ()
+    matmul: str = "xla"
 
 
 def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
@@ -57,7 +58,9 @@ def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
     from initlab.training.ensembles import train_ensemble
 
     return [
-        ChunkOutcome(result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows())
+        ChunkOutcome(
+            result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows(), result.matmul
+        )
         for result in train_ensemble(list(configs))
     ]
 
@@ -113,7 +116,8 @@ def run_configs(
                         store.record_histograms(run_id, result.histogram_rows)
                     store.record_result(
                         run_id, result.history, status=status, diverged_epoch=result.diverged_epoch,
-                        timings=result.timings, versions=versions, metrics_rows=result.probe_rows or None,
+                        timings=result.timings, versions={**versions, "matmul": result.matmul},
+                        metrics_rows=result.probe_rows or None,
                     )
                     counts[status] += 1
             finished += len(chunk_ids)

@@ -17,7 +17,8 @@ from initlab.nn import activations
 from initlab.nn import losses
 from initlab.nn import optimizers
 from initlab.data import datasets
-from initlab.errors import InitlabError
+from initlab.accel.sparse_dense import MATMULS
+from initlab.errors import InitlabError, unknown
 from initlab.nn.models import MLP, DenseLayer
 
 
@@ -47,6 +48,9 @@ class TrainConfig:
         probe_every: per-layer probes (:mod:`initlab.measure.probes`) at initialization and every
             ``probe_every`` epochs (and after the last); 0 turns them off.
         probe_size: validation samples in the probe batch.
+        matmul: the first layer's product: ``auto`` (initlab's sparse-input kernels where the
+            inputs are mostly zeros and the kernels can run, else XLA's), ``xla`` or ``sparse``
+            (:mod:`initlab.accel.sparse_dense`); the path used is recorded with the result.
     """
 
     dataset: str = "mnist"
@@ -66,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     probe_every: int = 0
     probe_size: int = 1000
+    matmul: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
@@ -92,6 +97,8 @@ class TrainConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
             raise InitlabError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         datasets.entry(self.dataset)
+        if self.matmul not in MATMULS:
+            raise unknown("matmul", self.matmul, MATMULS)
         for spec in (self.activation, self.output_activation):
             activations.activations.resolve(spec)
         for spec in (self.kernel_initializer, self.bias_initializer, self.output_kernel_initializer, self.output_bias_initializer):
@@ -146,11 +153,20 @@ class TrainConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown_keys = sorted(set(data) - fields)
         if unknown_keys:
-            from initlab.errors import unknown
-
             raise unknown("config key", unknown_keys[0], fields)
         return cls(**data)
 
     def config_hash(self) -> str:
-        """A stable hash of the configuration (for stores and caches)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A stable hash of the configuration (for stores and caches).
+
+        Fields added after stores were first written count only away from their defaults, so a
+        store's runs keep their hash.
+        """
+        data = self.to_dict()
+        for name, default in _HASHED_UNLESS_DEFAULT.items():
+            if data[name] == default:
+                del data[name]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_HASHED_UNLESS_DEFAULT = {"matmul": "auto"}

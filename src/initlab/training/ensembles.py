@@ -239,7 +239,7 @@ def train_ensemble(
     # kernels spread each call over every core themselves, so the grid stays on one device:
     # 16 Part B models train 1.5x faster that way than as XLA's wide matmuls split across one
     # device per core (benchmarks/README.md).
-    input_matmul = sparse_dense.input_matmul(dataset.x_train)
+    input_matmul, matmul_used = sparse_dense.select(first.matmul, dataset.x_train)
     grid = layout(configs, 1 if input_matmul else _devices())
     inits = {
         i: init_for_training(
@@ -331,6 +331,7 @@ def train_ensemble(
                 params=jax.tree.map(lambda p, r=rows[index], c=columns[index]: p[r, c], host_params),
                 timings=dict(timings),
                 diverged_epoch=diverged[index],
+                matmul=matmul_used,
                 probes=[
                     (epoch, {name: value[rows[index], columns[index]] for name, value in stats.items()})
                     for epoch, stats in grid_probes

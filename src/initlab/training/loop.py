@@ -50,6 +50,7 @@ class TrainResult:
         timings: seconds spent loading data, compiling and training.
         diverged_epoch: the first epoch whose loss was NaN or infinite, if any (training stops there).
         probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
+        matmul: the first layer's product actually used, ``sparse`` (initlab's kernels) or ``xla``.
     """
 
     config: TrainConfig
@@ -58,6 +59,7 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     diverged_epoch: int | None = None
     probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
+    matmul: str = "xla"
 
     def probe_rows(self) -> list[tuple[int, str, str, float]]:
         """The probes as tidy rows ``(epoch, layer, statistic, value)``."""
@@ -77,6 +79,7 @@ class TrainResult:
             "history": self.history,
             "timings": self.timings,
             "diverged_epoch": self.diverged_epoch,
+            "matmul": self.matmul,
         }
 
 
@@ -189,7 +192,7 @@ def train(
 
     train_size = len(dataset.x_train)
     probing = Probing.create(config, mlp, loss, dataset)
-    input_matmul = sparse_dense.input_matmul(dataset.x_train)
+    input_matmul, matmul_used = sparse_dense.select(config.matmul, dataset.x_train)
     programs = {
         probed: jax.jit(
             make_epoch(
@@ -236,6 +239,7 @@ def train(
         timings={"load_s": loaded - started, "compile_s": ready - loaded, "train_s": finished - ready},
         diverged_epoch=diverged_epoch,
         probes=probes,
+        matmul=matmul_used,
     )
 
 

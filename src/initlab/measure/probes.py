@@ -38,7 +38,8 @@ import numpy as np
 
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
-from initlab.nn.models import MLP, Params, dense
+from initlab.nn.flax_model import FlaxModel, flat_params
+from initlab.nn.models import MLP, dense
 
 STATISTICS = (
     "preactivation_mean",
@@ -102,12 +103,20 @@ class ProbeConfig:
             raise InitlabError("probe backprop_threshold must be positive and below backprop_max")
 
 
-def histogram_edges(mlp: MLP, config: ProbeConfig) -> dict[str, np.ndarray]:
+def _activation_functions(model: MLP | FlaxModel) -> tuple[Any, ...]:
+    """Each layer's activation function; ``None`` where it is unknown (a user's Flax module)."""
+    if isinstance(model, FlaxModel):
+        return (None,) * len(model.layer_paths())
+    return model.activation_functions
+
+
+def histogram_edges(model: MLP | FlaxModel, config: ProbeConfig) -> dict[str, np.ndarray]:
     """The fixed bin edges of each histogram kind, shape ``(layers, bins + 1)``, float32."""
-    layers = len(mlp.layers)
+    functions = _activation_functions(model)
+    layers = len(functions)
     activation = []
-    for fn in mlp.activation_functions:
-        low, high = fn.output_range
+    for fn in functions:
+        low, high = (None, None) if fn is None else fn.output_range
         low = config.activation_range[0] if low is None else low
         high = config.activation_range[1] if high is None else high
         activation.append(np.linspace(low, high if high > low else low + 1.0, config.bins + 1))
@@ -149,11 +158,12 @@ def _frobenius(x: Any) -> Any:
     return jnp.sqrt(jnp.sum(jnp.square(x)))
 
 
-def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | None = None) -> Probe:
+def make_probe(model: MLP | FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeConfig | None = None) -> Probe:
     """Build ``probe(params, x, y, previous_params=None) -> dict[str, Array]``.
 
     Args:
-        mlp: the model.
+        model: initlab's MLP, or any Flax module as a :class:`~initlab.nn.flax_model.FlaxModel`
+            (its Dense and Conv layers are the probed layers; activation-specific statistics NaN).
         loss: per-sample loss ``loss(y_true, y_pred)`` (from :mod:`initlab.nn.losses`).
         config: bins and saturation margin (defaults: :class:`ProbeConfig`).
 
@@ -164,27 +174,21 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
         ``(layers, bins)``) and ``{kind}_hist_edges`` (``(layers, bins + 1)``).
     """
     config = config or ProbeConfig()
-    functions = mlp.activation_functions
-    edges = histogram_edges(mlp, config)
+    functions = _activation_functions(model)
+    edges = histogram_edges(model, config)
     to_uniform = {"backprop": _symlog(config.backprop_threshold)}
     nan = float("nan")
+    taps = _flax_taps(model) if isinstance(model, FlaxModel) else _mlp_taps(model)
 
-    def objective(params, deltas, x, y):
-        # Zero perturbations of every pre-activation: their gradient is dL/dz, so one backward
-        # pass yields the weight gradients and every layer's back-propagated gradient.
-        preactivations, activations = [], []
-        for layer_params, fn, delta in zip(params, functions, deltas):
-            z = dense(x, layer_params["kernel"], layer_params["bias"]) + delta
-            x = fn(z)
-            preactivations.append(z)
-            activations.append(x)
-        return jnp.mean(loss(y, x)), (preactivations, activations)
+    def probe(params: Any, x: Any, y: Any, previous_params: Any | None = None) -> dict[str, Any]:
+        def objective(params, perturbations):
+            output, preactivations, activations = taps.forward(params, x, perturbations)
+            return jnp.mean(loss(y, output)), (preactivations, activations)
 
-    def probe(params: Params, x: Any, y: Any, previous_params: Params | None = None) -> dict[str, Any]:
-        deltas = [jnp.zeros((x.shape[0], layer.units), x.dtype) for layer in mlp.layers]
         (params_grad, backprop), (preactivations, activations) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
-            params, deltas, x, y
+            params, taps.zeros(params, x)
         )
+        backprop = taps.per_layer(backprop)
         rows: dict[str, list[Any]] = {name: [] for name in STATISTICS}
         hists: dict[str, list[Any]] = {kind: [] for kind in HISTOGRAMS}
         for index, (fn, z, a, g) in enumerate(zip(functions, preactivations, activations, backprop)):
@@ -192,7 +196,7 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
             rows["preactivation_std"].append(jnp.std(z))
             rows["activation_mean"].append(jnp.mean(a))
             rows["activation_std"].append(jnp.std(a))
-            thresholds = fn.saturation_thresholds(config.eps)
+            thresholds = None if fn is None else fn.saturation_thresholds(config.eps)
             if thresholds is None or fn.spec == "softmax":
                 low = high = jnp.float32(nan)
             else:
@@ -200,22 +204,25 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
             rows["saturation_low_fraction"].append(low)
             rows["saturation_high_fraction"].append(high)
             rows["saturation_fraction"].append(low + high)
-            if fn.spec == "softmax":
+            if fn is None or fn.spec == "softmax":
                 rows["activation_derivative_mean"].append(jnp.float32(nan))
             else:
                 rows["activation_derivative_mean"].append(jnp.mean(jax.jvp(fn, (z,), (jnp.ones_like(z),))[1]))
             zero = a == 0
-            rows["dead_fraction"].append(jnp.mean(jnp.all(zero, axis=0)) if fn.relu_family else jnp.float32(nan))
+            # Dead units: in the ReLU family, or anywhere when the activation is unknown (a unit that is
+            # 0 on every sample of the batch is dead whatever made it so).
+            dead = fn is None or fn.relu_family
+            rows["dead_fraction"].append(jnp.mean(jnp.all(zero, axis=0)) if dead else jnp.float32(nan))
             rows["zero_fraction"].append(jnp.mean(zero))
             rows["backprop_variance"].append(jnp.var(g))
-            kernel_grad = params_grad[index]["kernel"]
+            kernel_grad = taps.kernel(params_grad, index)
             rows["weight_grad_variance"].append(jnp.var(kernel_grad))
             rows["weight_grad_norm"].append(_frobenius(kernel_grad))
             if previous_params is None:
                 rows["update_ratio"].append(jnp.float32(nan))
             else:
-                previous = previous_params[index]["kernel"]
-                rows["update_ratio"].append(_frobenius(params[index]["kernel"] - previous) / _frobenius(previous))
+                previous = taps.kernel(previous_params, index)
+                rows["update_ratio"].append(_frobenius(taps.kernel(params, index) - previous) / _frobenius(previous))
             for kind, values in zip(HISTOGRAMS, (a, z, g)):
                 hists[kind].append(_histogram(values, edges[kind][index], to_uniform.get(kind)))
         stats = {name: jnp.stack([jnp.asarray(v, jnp.float32) for v in values]) for name, values in rows.items()}
@@ -225,6 +232,57 @@ def make_probe(mlp: MLP, loss: Callable[[Any, Any], Any], config: ProbeConfig | 
         return stats
 
     return probe
+
+
+@dataclass(frozen=True)
+class _Taps:
+    """How a probe reaches into a model: its forward pass with zero perturbations of every
+    pre-activation (their gradient is dL/dz), and each layer's kernel."""
+
+    forward: Callable[[Any, Any, Any], tuple[Any, list[Any], list[Any]]]
+    zeros: Callable[[Any, Any], Any]
+    per_layer: Callable[[Any], list[Any]]
+    kernel: Callable[[Any, int], Any]
+
+
+def _mlp_taps(mlp: MLP) -> _Taps:
+    functions = mlp.activation_functions
+
+    def forward(params, x, deltas):
+        preactivations, activations = [], []
+        for layer_params, fn, delta in zip(params, functions, deltas):
+            z = dense(x, layer_params["kernel"], layer_params["bias"]) + delta
+            x = fn(z)
+            preactivations.append(z)
+            activations.append(x)
+        return x, preactivations, activations
+
+    def zeros(params, x):
+        return [jnp.zeros((x.shape[0], layer.units), x.dtype) for layer in mlp.layers]
+
+    return _Taps(forward, zeros, list, lambda params, index: params[index]["kernel"])
+
+
+def _flax_taps(model: FlaxModel) -> _Taps:
+    paths = model.layer_paths()
+
+    def forward(params, x, perturbations):
+        output, layers = model.tapped(params, x, perturbations)
+        preactivations = [layers[path][1] for path in paths]
+        # A layer's activation is what the next layer receives; the last one's is the output.
+        activations = [layers[path][0] for path in paths[1:]] + [output]
+        return output, preactivations, activations
+
+    def per_layer(perturbations):
+        flat = flat_params(perturbations)
+        return [flat[f"{path}/preactivation"] for path in paths]
+
+    return _Taps(
+        forward,
+        lambda params, x: model.zero_perturbations(params, x.shape[0]),
+        per_layer,
+        lambda params, index: flat_params(params)[f"{paths[index]}/kernel"],
+    )
 
 
 def probe_batch(dataset: Any, size: int = 1000) -> tuple[np.ndarray, np.ndarray]:

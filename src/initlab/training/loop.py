@@ -31,6 +31,8 @@ from initlab.accel import sparse_dense
 from initlab import runtime
 from initlab._lazy import jax, jnp, lax, optax
 from initlab.training.config import TrainConfig
+from initlab.errors import InitlabError
+from initlab.nn.flax_model import as_model
 from initlab.nn.models import MLP, Params
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -51,6 +53,7 @@ class TrainResult:
         diverged_epoch: the first epoch whose loss was NaN or infinite, if any (training stops there).
         probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
         matmul: the first layer's product actually used, ``sparse`` (initlab's kernels) or ``xla``.
+        model: the class name of the Flax module trained instead of the config's MLP, if any.
     """
 
     config: TrainConfig
@@ -60,6 +63,7 @@ class TrainResult:
     diverged_epoch: int | None = None
     probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
     matmul: str = "xla"
+    model: str | None = None
 
     def probe_rows(self) -> list[tuple[int, str, str, float]]:
         """The probes as tidy rows ``(epoch, layer, statistic, value)``."""
@@ -80,6 +84,7 @@ class TrainResult:
             "timings": self.timings,
             "diverged_epoch": self.diverged_epoch,
             "matmul": self.matmul,
+            **({"model": self.model} if self.model else {}),
         }
 
 
@@ -167,6 +172,7 @@ def train(
     *,
     callback: EpochCallback | None = None,
     dataset: data_module.Dataset | None = None,
+    model: Any = None,
 ) -> TrainResult:
     """Train one model as ``model.fit`` would and return its history.
 
@@ -174,25 +180,36 @@ def train(
         config: the run; its defaults are the tutorial's Part B.
         callback: called after each epoch with ``(epoch, metrics)``.
         dataset: already loaded data (else loaded from ``config.dataset``/``config.data_file``).
+        model: a Flax (linen) module of your own, or a :class:`~initlab.nn.flax_model.FlaxModel`
+            (a module with its input shape), trained instead of the config's MLP: the module's
+            own initialization from ``config.seed``; the config's data, loss, optimizer, batch
+            size, epochs and probes apply, its layer and initializer fields do not.
 
     Example:
         >>> result = initlab.train(TrainConfig(epochs=2))
         >>> result.history["val_accuracy"]
+        >>> result = initlab.train(TrainConfig(epochs=2, probe_every=1), model=MyFlaxModule())
     """
     runtime.ensure_configured()
     started = time.perf_counter()
     dataset = dataset or data_module.load(config.dataset, config.data_file)
-    mlp = config.model(dataset.input_dim, dataset.classes)
     optimizer = optimizers.build(config.optimizer)
     loss = losses.build(config.loss)
-    params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
+    if model is None:
+        mlp = config.model(dataset.input_dim, dataset.classes)
+        params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
+    else:
+        if config.matmul == "sparse":
+            raise InitlabError("matmul 'sparse' is for initlab's MLP; a Flax module computes its own products (use 'auto')")
+        mlp = as_model(model, (dataset.input_dim,))
+        params = mlp.init(init_key(config.seed))
     opt_state = optimizer.init(params)
     arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
     loaded = time.perf_counter()
 
     train_size = len(dataset.x_train)
     probing = Probing.create(config, mlp, loss, dataset)
-    input_matmul, matmul_used = sparse_dense.select(config.matmul, dataset.x_train)
+    input_matmul, matmul_used = sparse_dense.select(config.matmul if model is None else "xla", dataset.x_train)
     programs = {
         probed: jax.jit(
             make_epoch(
@@ -240,6 +257,7 @@ def train(
         diverged_epoch=diverged_epoch,
         probes=probes,
         matmul=matmul_used,
+        model=None if model is None else mlp.name,
     )
 
 

@@ -44,6 +44,8 @@ def ensemble_16(repeats: int = 3) -> dict[str, object]:
     import statistics
 
     import initlab
+
+    initlab.configure(compilation_cache=True)  # as the CLI does, before any JAX computation
     from initlab.accel import sparse_dense
     from initlab.training.ensembles import train_ensemble
 

@@ -53,6 +53,8 @@ def main() -> None:
     learning_rates = [float(v) for v in args.learning_rates.split(",")]
 
     import initlab
+
+    initlab.configure(compilation_cache=True)  # as the CLI does, before any JAX computation
     from initlab.training.ensembles import train_many
 
     rows = []

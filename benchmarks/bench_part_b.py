@@ -74,7 +74,9 @@ def peak_matmul_gflops(size: int = 2048, repeats: int = 10) -> dict[str, float]:
     import jax
     import jax.numpy as jnp
 
-    import initlab  # noqa: F401  (before any JAX computation: it asks JAX for one CPU device per core)
+    import initlab
+
+    initlab.configure(compilation_cache=True)  # as the CLI does, before any JAX computation
 
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     flops = 2 * size**3

@@ -24,6 +24,8 @@ INITIALIZERS = ["RandomNormal()", "glorot_uniform", "he_normal", "lecun_normal"]
 
 def measure(repeats: int) -> dict[str, float]:
     import initlab
+
+    initlab.configure(compilation_cache=True)  # as the CLI does, before any JAX computation
     from initlab.training.ensembles import train_ensemble
 
     dataset = initlab.load_dataset("mnist")

@@ -103,6 +103,10 @@ def registry_names(family: str) -> list[str]:
         from initlab.nn.losses import losses as registry
 
         return registry.names
+    if family == "models":
+        from initlab.nn.model_specs import models as registry
+
+        return registry.names
     from initlab.data import datasets, inputs
 
     return datasets.names + inputs.names
@@ -392,6 +396,21 @@ def test_train_is_deterministic_by_seed(data_file, trained):
 # User errors: exit status 2, one line on stderr starting with "error:", no traceback.
 
 USER_ERRORS = [
+    pytest.param(["train", "--model", "cnn(3)"], ["unknown model 'cnn'", "(valid: mlp)"], id="unknown-model"),
+    pytest.param(["train", "--model", "mlp(hidden=[0])"], ["hidden sizes must be integers in [1, 1000000]"],
+                 id="model-zero-width"),
+    pytest.param(["train", "--model", "mlp(hidden=[8], activation='sigmod')"], ["did you mean 'sigmoid'"],
+                 id="model-unknown-activation"),
+    pytest.param(["train", "--model", "mlp(32)", "--hidden", "16"], ["--model describes the whole network",
+                 "--hidden, not both"], id="model-and-hidden"),
+    pytest.param(["train", "--defaults", "pytorch"], ["unknown defaults preset 'pytorch'", "did you mean 'torch'"],
+                 id="unknown-preset"),
+    pytest.param(["train", "--init-rule", "Conv_0/kernel=zeros"], ["matches no parameter", "Dense_0/kernel"],
+                 id="rule-matches-nothing"),
+    pytest.param(["train", "--init-rule", "kernel"], ["must read PATTERN=SPEC"], id="rule-without-spec"),
+    pytest.param(["train", "--init-rule", "output=zeros"], ["a role names a layer", "'output/kernel'"],
+                 id="rule-role-without-parameter"),
+    pytest.param(["train", "--init-rule", "*/bias=onez"], ["did you mean 'ones'"], id="rule-unknown-initializer"),
     pytest.param(["train", "--matmul", "dense"], ["unknown matmul 'dense'", "(valid: auto, sparse, xla)"],
                  id="unknown-matmul"),
     pytest.param(["saturation", "--init", "glorot_unifrom"], ["glorot_unifrom", "did you mean 'glorot_uniform'"],
@@ -530,3 +549,20 @@ def test_error_message_keeps_square_brackets_from_a_path(tmp_path):
     path = tmp_path / "[red]mnist.npz"
     line = error_line(invoke("train", "--data-file", str(path), "--epochs", "1"))
     assert "[red]mnist.npz" in line
+
+
+def test_model_spec_builds_the_network_the_flags_build(data_file):
+    by_spec = json.loads(invoke("train", "--model", "mlp(hidden=[12, 8], activation='tanh')", "--epochs", "1",
+                                "--json", "--data-file", str(data_file)).stdout)  # fmt: skip
+    by_flags = json.loads(invoke("train", "--hidden", "12,8", "--activation", "tanh", "--epochs", "1", "--json",
+                                 "--data-file", str(data_file)).stdout)  # fmt: skip
+    assert by_spec["config"] == by_flags["config"] and by_spec["history"] == by_flags["history"]
+    assert list(by_spec["initializers"]) == [f"Dense_{i}/{p}" for i in range(3) for p in ("kernel", "bias")]
+
+
+def test_defaults_and_init_rules_reach_the_run_and_its_record(data_file):
+    out = json.loads(invoke("train", "--defaults", "torch", "--init-rule", "output/bias=ones", "--epochs", "1",
+                            "--json", "--data-file", str(data_file)).stdout)  # fmt: skip
+    assert out["config"]["defaults"] == "torch" and out["config"]["init_rules"] == ["output/bias=ones"]
+    assert out["initializers"] == {"Dense_0/kernel": "torch.linear_default", "Dense_0/bias": "torch.linear_bias_default",
+                                   "Dense_1/kernel": "torch.linear_default", "Dense_1/bias": "ones"}  # fmt: skip

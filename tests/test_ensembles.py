@@ -290,7 +290,7 @@ def test_train_many_groups_incompatible_configs_and_keeps_input_order(dataset):
     assert [results[i] for i in (0, 2, 4, 1, 3)] == [r for chunk in chunks for r in chunk]
     for config, result in zip(configs, results):
         assert len(result.history["loss"]) == config.epochs
-        assert result.params[0]["kernel"].shape == (784, config.hidden_units[0])
+        assert result.params["Dense_0"]["kernel"].shape == (784, config.hidden_units[0])
 
 
 # Chunking to a memory budget

@@ -13,6 +13,7 @@ from initlab.data import Dataset
 from initlab.measure.probes import STATISTICS, make_probe
 from initlab.nn import losses
 from initlab.nn.flax_model import FlaxModel
+from initlab.nn.models import layer_params
 from initlab.training.config import TrainConfig
 from initlab.training.loop import init_key
 
@@ -70,7 +71,7 @@ CONFIG = TrainConfig(
 
 def test_a_flax_module_trains_with_the_same_loop_and_numbers_as_initlab_mlp():
     data = learnable_dataset()
-    mlp_params = CONFIG.model(data.input_dim, data.classes).init(init_key(CONFIG.seed))
+    mlp_params = layer_params(CONFIG.model(data.input_dim, data.classes).init(init_key(CONFIG.seed)))
     fixed = lambda array: (lambda key, shape, dtype=jnp.float32: jnp.asarray(array, dtype))  # noqa: E731
     module = MLP(
         kernel_inits=tuple(fixed(layer["kernel"]) for layer in mlp_params),
@@ -80,7 +81,7 @@ def test_a_flax_module_trains_with_the_same_loop_and_numbers_as_initlab_mlp():
     theirs = initlab.train(CONFIG, dataset=data, model=module)
     assert theirs.model == "MLP" and theirs.to_dict()["model"] == "MLP" and ours.model is None
     assert_same_history(theirs.history, ours.history)
-    np.testing.assert_allclose(theirs.params["Dense_1"]["kernel"], ours.params[1]["kernel"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(theirs.params["Dense_1"]["kernel"], ours.params["Dense_1"]["kernel"], rtol=1e-5, atol=1e-6)
 
 
 def test_a_flax_module_with_its_own_initialization_learns_and_is_probed():
@@ -105,7 +106,7 @@ def test_flax_taps_equal_the_mlp_probe_on_the_same_parameters():
     data = learnable_dataset()
     mlp = CONFIG.model(data.input_dim, data.classes)
     params = mlp.init(jax.random.key(3))
-    flax_params = {f"Dense_{i}": dict(layer) for i, layer in enumerate(params)}
+    flax_params = params  # initlab's MLP is a Flax module: the same parameter tree
     x = jnp.asarray(data.x_test[:50], jnp.float32) / 255.0
     y = jnp.asarray(data.y_test[:50])
     loss = losses.build("categorical_crossentropy")
@@ -130,6 +131,21 @@ def test_a_convolutional_module_on_images_trains_and_its_conv_layer_is_probed():
     stats = result.probes[-1][1]
     assert stats["preactivation_hist"].sum(axis=1).tolist() == [32 * 8 * 8 * 4, 32 * 10]
     assert stats["weight_grad_norm"].shape == (2,) and np.all(stats["weight_grad_norm"] > 0)
+
+
+def test_layers_come_in_the_order_they_are_called_not_by_name():
+    class Named(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            x = linen.relu(linen.Dense(16, name="zeta")(x))
+            x = linen.relu(linen.Dense(12, name="alpha")(x))
+            return linen.softmax(linen.Dense(10, name="mid")(x))
+
+    model = FlaxModel(Named(), (20,))
+    assert model.layer_paths() == ["zeta", "alpha", "mid"]
+    params = model.init(jax.random.key(0))
+    _, layers = model.apply_with_intermediates(params, jnp.ones((3, 20)))
+    assert [layer.preactivation.shape for layer in layers] == [(3, 16), (3, 12), (3, 10)]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from initlab.data import load
 from initlab.errors import InitlabError
 from initlab.initializers import build, initializers
 from initlab.nn.lsuv import LSUVInitializer, init_for_training, initialize, lsuv_batch
-from initlab.nn.models import MLP, DenseLayer
+from initlab.nn.models import MLP, DenseLayer, layer_params
 
 DEPTH = 10
 INIT_BATCH = 512
@@ -160,11 +160,11 @@ def test_deterministic_given_key_and_batch(batches):
     mlp, first, first_report = initialized("relu")
     second, second_report = initialize(mlp, jax.random.key(0), x)
     assert first_report == second_report
-    for a, b in zip(first, second):
+    for a, b in zip(layer_params(first), layer_params(second)):
         np.testing.assert_array_equal(a["kernel"], b["kernel"])
         np.testing.assert_array_equal(a["bias"], b["bias"])
     _, other, _ = initialized("relu", seed=1)
-    assert not np.array_equal(first[0]["kernel"], other[0]["kernel"])
+    assert not np.array_equal(first["Dense_0"]["kernel"], other["Dense_0"]["kernel"])
 
 
 def test_data_free_layers_get_exactly_what_mlp_init_draws(batches, getkey):
@@ -173,10 +173,11 @@ def test_data_free_layers_get_exactly_what_mlp_init_draws(batches, getkey):
     plain = shallow_mlp(kernel="he_normal", bias="random_normal(stddev=0.1)")
     params, report = initialize(plain, key, x)
     assert report == {"layers": []}
-    for a, b in zip(params, plain.init(key)):
+    for a, b in zip(layer_params(params), layer_params(plain.init(key))):
         np.testing.assert_array_equal(a["kernel"], b["kernel"])
         np.testing.assert_array_equal(a["bias"], b["bias"])
     mixed, _ = initialize(shallow_mlp(bias="random_normal(stddev=0.1)"), key, x)
+    mixed, params = layer_params(mixed), layer_params(params)
     np.testing.assert_array_equal(mixed[-1]["kernel"], params[-1]["kernel"])  # the glorot output layer
     np.testing.assert_array_equal(mixed[0]["bias"], params[0]["bias"])  # drawn as MLP.init draws it
 
@@ -195,9 +196,9 @@ def test_lsuv_batch_is_the_start_of_epoch_one_and_init_for_training_uses_it(mnis
     params, report = init_for_training(mlp, key, mnist, seed=3)
     expected, expected_report = initialize(mlp, key, batch)
     assert report == expected_report
-    np.testing.assert_array_equal(params[0]["kernel"], expected[0]["kernel"])
+    np.testing.assert_array_equal(params["Dense_0"]["kernel"], expected["Dense_0"]["kernel"])
     plain = shallow_mlp(kernel="he_normal")
-    np.testing.assert_array_equal(init_for_training(plain, key, mnist, 3)[0][0]["kernel"], plain.init(key)[0]["kernel"])
+    np.testing.assert_array_equal(init_for_training(plain, key, mnist, 3)[0]["Dense_0"]["kernel"], plain.init(key)["Dense_0"]["kernel"])
 
 
 def test_a_deep_relu_net_trains_a_few_steps_with_finite_loss(batches, mnist):

@@ -9,15 +9,15 @@ import pytest
 from numpy_reference import ACTIVATIONS
 
 from initlab.errors import InitlabError
-from initlab.nn.models import MLP, DenseLayer, LayerOutputs
+from initlab.nn.models import MLP, DenseLayer, LayerOutputs, layer_params
 
 
 def numpy_forward(mlp: MLP, params, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every layer's (pre-activation, activation), computed in float64 NumPy."""
     outputs = []
     a = np.asarray(x, np.float64)
-    for layer, layer_params in zip(mlp.layers, params):
-        z = a @ np.asarray(layer_params["kernel"], np.float64) + np.asarray(layer_params["bias"], np.float64)
+    for layer, weights in zip(mlp.layers, layer_params(params)):
+        z = a @ np.asarray(weights["kernel"], np.float64) + np.asarray(weights["bias"], np.float64)
         a = ACTIVATIONS[layer.activation](z)
         outputs.append((z, a))
     return outputs
@@ -49,13 +49,13 @@ def test_parameter_shapes_are_keras_dense_kernels(getkey):
     mlp = three_layer_mlp()
     params = mlp.init(getkey())
     assert mlp.shapes == [(12, 7), (7, 5), (5, 3)]
-    assert len(params) == 3
-    for layer_params, (fan_in, fan_out) in zip(params, mlp.shapes):
-        assert set(layer_params) == {"kernel", "bias"}
-        assert layer_params["kernel"].shape == (fan_in, fan_out)
-        assert layer_params["bias"].shape == (fan_out,)
-        assert layer_params["kernel"].dtype == np.float32
-        assert layer_params["bias"].dtype == np.float32
+    assert list(params) == ["Dense_0", "Dense_1", "Dense_2"]  # Flax's names for nn.Dense layers
+    for weights, (fan_in, fan_out) in zip(layer_params(params), mlp.shapes):
+        assert set(weights) == {"kernel", "bias"}
+        assert weights["kernel"].shape == (fan_in, fan_out)
+        assert weights["bias"].shape == (fan_out,)
+        assert weights["kernel"].dtype == np.float32
+        assert weights["bias"].dtype == np.float32
 
 
 @pytest.mark.parametrize("hidden_activation", ["linear", "sigmoid", "tanh", "relu"])
@@ -77,7 +77,7 @@ def test_apply_with_intermediates_gives_every_layer(inputs, getkey):
 
     assert len(layer_outputs) == len(mlp.layers)
     previous = inputs
-    for layer, layer_params, outputs, (z_expected, a_expected) in zip(mlp.layers, params, layer_outputs, reference):
+    for layer, weights, outputs, (z_expected, a_expected) in zip(mlp.layers, layer_params(params), layer_outputs, reference):
         assert isinstance(outputs, LayerOutputs)
         z, a = np.asarray(outputs.preactivation), np.asarray(outputs.activation)
         assert z.shape == a.shape == (len(inputs), layer.units)
@@ -85,7 +85,7 @@ def test_apply_with_intermediates_gives_every_layer(inputs, getkey):
         np.testing.assert_allclose(a, a_expected, rtol=1e-5, atol=1e-6)
         # Each layer's pre-activation is computed from the previous layer's activation.
         np.testing.assert_allclose(
-            z, np.asarray(previous) @ np.asarray(layer_params["kernel"]) + np.asarray(layer_params["bias"]), rtol=1e-5, atol=1e-5
+            z, np.asarray(previous) @ np.asarray(weights["kernel"]) + np.asarray(weights["bias"]), rtol=1e-5, atol=1e-5
         )
         previous = a
     np.testing.assert_array_equal(np.asarray(output), np.asarray(layer_outputs[-1].activation))
@@ -109,20 +109,20 @@ def test_same_key_same_params_other_key_other_params(getkey):
     mlp = three_layer_mlp()
     key = getkey()
     first, again, other = mlp.init(key), mlp.init(key), mlp.init(getkey())
-    for a, b, c in zip(first, again, other):
+    for a, b, c in zip(layer_params(first), layer_params(again), layer_params(other)):
         np.testing.assert_array_equal(np.asarray(a["kernel"]), np.asarray(b["kernel"]))
         np.testing.assert_array_equal(np.asarray(a["bias"]), np.asarray(b["bias"]))
         assert not np.array_equal(np.asarray(a["kernel"]), np.asarray(c["kernel"]))
     # Biases drawn at random also depend on the key (the output layer's bias is "ones").
-    assert not np.array_equal(np.asarray(first[0]["bias"]), np.asarray(other[0]["bias"]))
+    assert not np.array_equal(np.asarray(first["Dense_0"]["bias"]), np.asarray(other["Dense_0"]["bias"]))
 
 
 def test_layers_of_equal_shape_draw_different_weights(getkey):
     # One key per layer: identical layers must not share their draws.
     layer = DenseLayer(units=8, activation="tanh", kernel_initializer="random_normal", bias_initializer="random_normal")
     params = MLP(input_dim=8, layers=(layer, layer, layer)).init(getkey())
-    kernels = [np.asarray(p["kernel"]) for p in params]
-    biases = [np.asarray(p["bias"]) for p in params]
+    kernels = [np.asarray(p["kernel"]) for p in layer_params(params)]
+    biases = [np.asarray(p["bias"]) for p in layer_params(params)]
     for i in range(3):
         for j in range(i + 1, 3):
             assert not np.array_equal(kernels[i], kernels[j])
@@ -141,7 +141,7 @@ def test_per_layer_initializers_are_honoured(getkey):
             DenseLayer(units=10, activation="softmax"),  # Keras defaults: glorot_uniform, zeros
         ),
     )
-    first, second, output = mlp.init(getkey())
+    first, second, output = layer_params(mlp.init(getkey()))
 
     kernel = np.asarray(first["kernel"])
     # 6400 draws of N(0, 4): the sample std is within 5% of 2 with overwhelming probability.

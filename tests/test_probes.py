@@ -12,7 +12,7 @@ from numpy_reference import sigmoid, softmax
 from initlab.nn import losses
 from initlab.data import Dataset
 from initlab.errors import InitlabError
-from initlab.nn.models import MLP, DenseLayer
+from initlab.nn.models import MLP, DenseLayer, layer_name, layer_params
 from initlab.measure.probes import (
     HISTOGRAMS,
     STATISTICS,
@@ -81,8 +81,8 @@ def test_statistics_match_numpy(getkey):
     x, y = batch(getkey(), 12, 4)
     stats = jitted_probe(mlp)(params, x, y)
     a = np.asarray(x, np.float64)
-    for index, (layer, layer_params) in enumerate(zip(mlp.layers, params)):
-        z = a @ np.asarray(layer_params["kernel"], np.float64) + np.asarray(layer_params["bias"], np.float64)
+    for index, (layer, weights) in enumerate(zip(mlp.layers, layer_params(params))):
+        z = a @ np.asarray(weights["kernel"], np.float64) + np.asarray(weights["bias"], np.float64)
         fn, derivative = NUMPY_ACTIVATIONS[layer.activation]
         a = fn(z)
         got = {name: float(stats[name][index]) for name in STATISTICS}
@@ -119,7 +119,7 @@ def test_weight_gradients_match_jax_grad_of_the_mean_loss(getkey):
     loss = losses.build("cce")
     grads = jax.jit(jax.grad(lambda p: jnp.mean(loss(y, mlp.apply(p, x)))))(params)
     stats = jitted_probe(mlp)(params, x, y)
-    kernels = [np.asarray(g["kernel"], np.float64) for g in grads]
+    kernels = [np.asarray(g["kernel"], np.float64) for g in layer_params(grads)]
     np.testing.assert_allclose(stats["weight_grad_variance"], [k.var() for k in kernels], rtol=1e-4)
     np.testing.assert_allclose(stats["weight_grad_norm"], [np.linalg.norm(k) for k in kernels], rtol=1e-4)
 
@@ -141,7 +141,8 @@ def test_backprop_variance_equals_variance_of_grad_wrt_preactivation(getkey):
             # The loss as a function of this layer's pre-activation: the rest of the net as its own MLP.
             rest = mlp.layers[index + 1 :]
             head = MLP(input_dim=layer.units, layers=rest).apply if rest else (lambda _, a: a)
-            objective = lambda z: jnp.mean(loss(y, head(params[index + 1 :], fn(z))))  # noqa: E731
+            rest_params = {layer_name(i): p for i, p in enumerate(layer_params(params)[index + 1 :])}
+            objective = lambda z: jnp.mean(loss(y, head(rest_params, fn(z))))  # noqa: E731
             variances.append(jnp.var(jax.grad(objective)(outputs[index].preactivation)))
         return jnp.stack(variances)
 
@@ -171,10 +172,10 @@ def test_sigmoid_saturation(getkey, kernel, expected):
 )
 def test_dead_relu_units(getkey, dead_units, expected_zero_fraction):
     mlp = single_layer("relu", "glorot_uniform")
-    (layer,) = mlp.init(getkey())
+    (layer,) = layer_params(mlp.init(getkey()))
     bias = np.where(np.arange(30) < dead_units, -100.0, 0.0).astype(np.float32)
     x, y = batch(getkey(), 20, 30)
-    stats = jitted_probe(mlp, "mse")(({**layer, "bias": bias},), x, y)
+    stats = jitted_probe(mlp, "mse")({"Dense_0": {**layer, "bias": bias}}, x, y)
     # A bias of -100 kills a unit on every sample. With zero bias and symmetric inputs a unit is
     # negative on all 400 samples with probability 2^-400, and on each sample half the time.
     assert float(stats["dead_fraction"][0]) == pytest.approx(dead_units / 30)
@@ -184,7 +185,7 @@ def test_dead_relu_units(getkey, dead_units, expected_zero_fraction):
 def test_histograms_count_every_value_on_fixed_bins(getkey):
     mlp = small_mlp()
     params = mlp.init(getkey())
-    params = ({**params[0], "kernel": 5 * params[0]["kernel"]}, *params[1:])  # beyond [-10, 10]
+    params = {**params, "Dense_0": {**params["Dense_0"], "kernel": 5 * params["Dense_0"]["kernel"]}}  # beyond [-10, 10]
     x, y = batch(getkey(), 12, 4)
     stats = jitted_probe(mlp)(params, x, y)
     _, outputs = mlp.apply_with_intermediates(params, x)

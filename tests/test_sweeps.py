@@ -130,6 +130,8 @@ EVERY_FIELD = {
     "seed": "7",
     "probe_every": "2",
     "probe_size": "500",
+    "defaults": '"torch"',
+    "init_rules": '["*/bias=ones"]',
     "matmul": '"xla"',
 }
 

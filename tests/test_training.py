@@ -25,6 +25,7 @@ from initlab.nn import losses
 from initlab.nn import optimizers
 from initlab.training import loop as training
 from initlab.training.config import TrainConfig
+from initlab.nn.models import layer_params
 from initlab.data import Dataset
 from initlab.errors import InitlabError
 
@@ -90,7 +91,7 @@ def numpy_sgd_step(params, x, y, loss_name: str, learning_rate: float):
 
     Returns (new params, mean loss over the batch, count of right answers before the update).
     """
-    (w1, b1), (w2, b2) = ((np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64)) for p in params)
+    (w1, b1), (w2, b2) = ((np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64)) for p in layer_params(params))
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     batch, classes = y.shape
 
@@ -139,7 +140,7 @@ def test_step_equals_numpy_sgd_step(loss_name, mnist_batch):
 
     np.testing.assert_allclose(float(loss_sum), expected_mean_loss * 128, rtol=1e-5)
     assert int(correct) == expected_correct
-    for old, new, reference in zip(params, new_params, expected):
+    for old, new, reference in zip(layer_params(params), layer_params(new_params), expected):
         for name in ("kernel", "bias"):
             old_value = np.asarray(old[name], np.float64)
             new_value = np.asarray(new[name], np.float64)
@@ -165,8 +166,8 @@ def reference_fit(params, dataset: Dataset, *, learning_rate: float, batch_size:
     import jax.numpy as jnp
 
     def forward(params, x):
-        hidden = jnp.tanh(x @ params[0]["kernel"] + params[0]["bias"])
-        return jax.nn.softmax(hidden @ params[1]["kernel"] + params[1]["bias"], axis=-1)
+        hidden = jnp.tanh(x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+        return jax.nn.softmax(hidden @ params["Dense_1"]["kernel"] + params["Dense_1"]["bias"], axis=-1)
 
     def objective(params, x, y):
         probabilities = forward(params, x)
@@ -210,7 +211,8 @@ def assert_history_matches(history, expected, dataset: Dataset):
 
 
 def assert_params_match(params, expected):
-    for got, want in zip(params, expected):
+    assert list(params) == list(expected)
+    for got, want in zip(layer_params(params), layer_params(expected)):
         for name in ("kernel", "bias"):
             np.testing.assert_allclose(np.asarray(got[name]), np.asarray(want[name]), rtol=1e-4, atol=1e-6)
 
@@ -296,12 +298,12 @@ def test_train_is_deterministic_by_seed(small_data, small_config):
         assert len(first.history[key]) == small_config.epochs
         assert all(isinstance(value, float) and math.isfinite(value) for value in first.history[key])
     assert first.history == again.history
-    for a, b in zip(first.params, again.params):
+    for a, b in zip(layer_params(first.params), layer_params(again.params)):
         np.testing.assert_array_equal(a["kernel"], b["kernel"])
         np.testing.assert_array_equal(a["bias"], b["bias"])
 
     assert other.history["loss"] != first.history["loss"]
-    assert not np.array_equal(other.params[0]["kernel"], first.params[0]["kernel"])
+    assert not np.array_equal(other.params["Dense_0"]["kernel"], first.params["Dense_0"]["kernel"])
 
     assert first.diverged_epoch is None
     assert set(first.timings) == {"load_s", "compile_s", "train_s"}
@@ -309,7 +311,7 @@ def test_train_is_deterministic_by_seed(small_data, small_config):
     assert [epoch for epoch, _ in calls] == [1, 2]
     for epoch, metrics in calls:
         assert metrics == {key: first.history[key][epoch - 1] for key in training.HISTORY_KEYS}
-    assert isinstance(first.params[0]["kernel"], np.ndarray)
+    assert isinstance(first.params["Dense_0"]["kernel"], np.ndarray)
     assert json.loads(json.dumps(first.to_dict()))["history"] == first.history
 
 
@@ -439,7 +441,7 @@ def test_defaults_are_the_tutorial_part_b():
 def test_layer_overrides_are_honoured():
     config = TrainConfig(hidden_units=(16, 8), layer_kernel_initializers=((2, "zeros"), (3, "ones")))
     assert [layer.kernel_initializer for layer in config.layers(10)] == ["random_normal", "zeros", "ones"]
-    first, second, output = config.model(20, 10).init(training.init_key(0))
+    first, second, output = layer_params(config.model(20, 10).init(training.init_key(0)))
     assert np.all(np.asarray(first["kernel"]) != 0)
     np.testing.assert_array_equal(np.asarray(second["kernel"]), 0.0)
     np.testing.assert_array_equal(np.asarray(output["kernel"]), 1.0)

@@ -24,6 +24,7 @@ _EXPORTS = {
     "TrainConfig": "initlab.training.config",
     "DenseLayer": "initlab.nn.models",
     "MLP": "initlab.nn.models",
+    "FlaxModel": "initlab.nn.flax_model",
     "Dataset": "initlab.data",
     "load_dataset": ("initlab.data", "load"),
     "Initializer": "initlab.initializers",

@@ -142,7 +142,9 @@ def _fmt_seconds(timings: Mapping[str, Any] | None) -> str:
 
 
 def _fmt_versions(versions: Mapping[str, Any] | None) -> str:
-    return ", ".join(f"{escape(str(k))}&nbsp;{escape(str(v))}" for k, v in (versions or {}).items()) or "—"
+    # Library versions and the code path (matmul); the per-parameter initializers follow from the config.
+    items = [(k, v) for k, v in (versions or {}).items() if not isinstance(v, Mapping)]
+    return ", ".join(f"{escape(str(k))}&nbsp;{escape(str(v))}" for k, v in items) or "—"
 
 
 def _runs_section(results: Results) -> str:

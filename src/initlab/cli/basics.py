@@ -14,7 +14,7 @@ from initlab.cli._app import app, configure_process, console, emit_json, err_con
 from initlab.errors import InitlabError
 
 
-FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets")
+FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets", "models")
 
 
 def _registries(family: str) -> list[Any]:
@@ -34,6 +34,10 @@ def _registries(family: str) -> list[Any]:
         from initlab.nn.losses import losses
 
         return [losses]
+    if family == "models":
+        from initlab.nn.model_specs import models
+
+        return [models]
     from initlab.data import datasets, inputs
 
     return [datasets, inputs]
@@ -42,7 +46,7 @@ def _registries(family: str) -> list[Any]:
 @app.command("list")
 @user_errors
 def list_command(
-    family: Annotated[str, typer.Argument(help="initializers, activations, optimizers, losses or datasets.")],
+    family: Annotated[str, typer.Argument(help="initializers, activations, optimizers, losses, datasets or models.")],
     compare: Annotated[
         bool, typer.Option("--compare", help="initializers: distribution, bounds and std for one layer, all frameworks.")
     ] = False,
@@ -50,7 +54,7 @@ def list_command(
     fan_out: Annotated[int, typer.Option("--fan-out", help="With --compare: the layer's outputs.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List the registered initializers, activations, optimizers, losses or datasets, with defaults."""
+    """List the registered initializers, activations, optimizers, losses, datasets or models, with defaults."""
     if family not in FAMILIES:
         from initlab.errors import unknown
 
@@ -185,7 +189,16 @@ def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
 @app.command()
 @user_errors
 def train(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Data set (initlab list datasets).")] = "mnist",
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="SPEC",
+            help="The network as a spec (initlab list models), e.g. \"mlp(hidden=[256, 128], activation='relu')\"; "
+            "instead of --hidden, --activation and --output-activation.",
+        ),
+    ] = None,
     data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated (e.g. 256,128).")] = "64",
     activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "sigmoid",
@@ -198,6 +211,22 @@ def train(
     output_init: Annotated[str, typer.Option("--output-init", help="Output kernel initializer spec.")] = "glorot_uniform",
     layer_init: Annotated[
         Optional[list[str]], typer.Option("--layer-init", help="Override one layer: N=SPEC (1-based, repeatable).")
+    ] = None,
+    defaults: Annotated[
+        Optional[str],
+        typer.Option(
+            "--defaults", metavar="FRAMEWORK",
+            help="Give every layer a framework's default initializers: keras, torch or flax "
+            "(the --init options then apply only where given).",
+        ),
+    ] = None,
+    init_rule: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--init-rule", metavar="PATTERN=SPEC",
+            help="Initializer of the parameters PATTERN matches: a path (Dense_0/kernel, */bias), a name (bias) "
+            "or a role (input/, hidden/, output/kernel); repeatable, applied in order, the last match wins.",
+        ),
     ] = None,
     loss: Annotated[str, typer.Option(help="Loss: mean_squared_error, categorical_crossentropy.")] = "mean_squared_error",
     optimizer: Annotated[str, typer.Option(help="Optimizer spec.")] = "sgd(learning_rate=0.01)",
@@ -228,6 +257,16 @@ def train(
         hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
         raise InitlabError(f"--hidden expects comma-separated integers such as 64 or 256,128, got '{hidden}'") from None
+    if model is not None:
+        from initlab.nn.model_specs import models
+
+        # (typer ships its own click: compare the source by name.)
+        given = [f"--{name.replace('_', '-')}" for name in ("hidden", "activation", "output_activation")
+                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]  # fmt: skip
+        if given:
+            raise InitlabError(f"--model describes the whole network: give it or {', '.join(given)}, not both")
+        fields = models.build(model).config_fields()
+        hidden_units, activation, output_activation = fields["hidden_units"], fields["activation"], fields["output_activation"]
     if memory_budget is not None and memory_budget <= 0:
         raise InitlabError(f"--memory-budget must be positive (MiB), got {memory_budget}")
 
@@ -241,6 +280,7 @@ def train(
         output_activation=output_activation, output_kernel_initializer=output_init,
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
         batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0, matmul=matmul,
+        defaults=defaults, init_rules=tuple(init_rule or ()),
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
     configs = [

@@ -11,6 +11,7 @@ return histories and the driver alone writes the store.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class ChunkOutcome:
     probe_rows: list[tuple] = ()
     histogram_rows: list[tuple] = ()
     matmul: str = "xla"
+    initializers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
@@ -59,7 +61,8 @@ def train_chunk(configs: Sequence[TrainConfig]) -> list[ChunkOutcome]:
 
     return [
         ChunkOutcome(
-            result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows(), result.matmul
+            result.history, result.diverged_epoch, result.timings, result.probe_rows(), result.histogram_rows(),
+            result.matmul, result.initializers,
         )
         for result in train_ensemble(list(configs))
     ]
@@ -116,7 +119,8 @@ def run_configs(
                         store.record_histograms(run_id, result.histogram_rows)
                     store.record_result(
                         run_id, result.history, status=status, diverged_epoch=result.diverged_epoch,
-                        timings=result.timings, versions={**versions, "matmul": result.matmul},
+                        timings=result.timings,
+                        versions={**versions, "matmul": result.matmul, "initializers": result.initializers},
                         metrics_rows=result.probe_rows or None,
                     )
                     counts[status] += 1

@@ -219,8 +219,8 @@ class Store:
             status: ``"done"`` or ``"diverged"``.
             diverged_epoch: the first non-finite epoch of a diverged run.
             timings: seconds per phase (``TrainResult.timings``).
-            versions: library versions and the code path (``matmul``: ``sparse`` or ``xla``);
-                by default :func:`library_versions`.
+            versions: library versions and the code path (``matmul``: ``sparse`` or ``xla``;
+                ``initializers``: each parameter's); by default :func:`library_versions`.
             metrics_rows: more tidy rows, ``(epoch, layer, statistic, value)`` tuples or mappings
                 with those keys; ``layer`` ``None`` or ``''`` means model-level.
         """

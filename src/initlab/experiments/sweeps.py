@@ -55,6 +55,7 @@ __all__ = ["Sweep", "group", "group_key", "load_sweep"]
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 _INT_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig) if field.type == "int")
+_LIST_FIELDS = ("hidden_units", "layer_kernel_initializers", "init_rules")
 _TOP_LEVEL = ("name", "base", "grid", "zip")
 _SEED_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 
@@ -79,6 +80,10 @@ def _convert(key: str, value: Any) -> Any:
                 f'must be a list of [layer_number, spec] pairs such as [[1, "he_normal"]], got {value!r}'
             )
         return tuple((number, spec) for number, spec in value)
+    if key == "init_rules":
+        if not isinstance(value, list) or not all(isinstance(rule, str) for rule in value):
+            raise InitlabError(f'must be a list of "PATTERN=SPEC" strings such as ["*/bias=zeros"], got {value!r}')
+        return tuple(value)
     if key not in _INT_FIELDS and not isinstance(value, str):
         raise InitlabError(f"must be a string, got {value!r}")
     return value
@@ -201,7 +206,7 @@ def _parse(data: dict[str, Any], source: Path) -> Sweep:
                 raise InitlabError(f"{source}: {where} '{key}': {error}") from None
         if not isinstance(values, list) or not values:
             raise InitlabError(f"{source}: {where} '{key}': must be a non-empty list of values, got {values!r}")
-        if key in ("hidden_units", "layer_kernel_initializers") and not all(isinstance(v, list) for v in values):
+        if key in _LIST_FIELDS and not all(isinstance(v, list) for v in values):
             raise InitlabError(f"{source}: {where} '{key}': takes a list of lists, such as [[64], [128, 64]]")
         return [convert(where, key, value) for value in values]
 

@@ -39,7 +39,6 @@ import numpy as np
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
 from initlab.nn.flax_model import FlaxModel, flat_params
-from initlab.nn.models import MLP, dense
 
 STATISTICS = (
     "preactivation_mean",
@@ -103,16 +102,9 @@ class ProbeConfig:
             raise InitlabError("probe backprop_threshold must be positive and below backprop_max")
 
 
-def _activation_functions(model: MLP | FlaxModel) -> tuple[Any, ...]:
-    """Each layer's activation function; ``None`` where it is unknown (a user's Flax module)."""
-    if isinstance(model, FlaxModel):
-        return (None,) * len(model.layer_paths())
-    return model.activation_functions
-
-
-def histogram_edges(model: MLP | FlaxModel, config: ProbeConfig) -> dict[str, np.ndarray]:
+def histogram_edges(model: FlaxModel, config: ProbeConfig) -> dict[str, np.ndarray]:
     """The fixed bin edges of each histogram kind, shape ``(layers, bins + 1)``, float32."""
-    functions = _activation_functions(model)
+    functions = model.activation_functions
     layers = len(functions)
     activation = []
     for fn in functions:
@@ -158,12 +150,14 @@ def _frobenius(x: Any) -> Any:
     return jnp.sqrt(jnp.sum(jnp.square(x)))
 
 
-def make_probe(model: MLP | FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeConfig | None = None) -> Probe:
+def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeConfig | None = None) -> Probe:
     """Build ``probe(params, x, y, previous_params=None) -> dict[str, Array]``.
 
     Args:
-        model: initlab's MLP, or any Flax module as a :class:`~initlab.nn.flax_model.FlaxModel`
-            (its Dense and Conv layers are the probed layers; activation-specific statistics NaN).
+        model: initlab's :class:`~initlab.nn.models.MLP`, or any Flax module as a
+            :class:`~initlab.nn.flax_model.FlaxModel`: its Dense and Conv layers are the probed
+            layers, through Flax's taps; statistics that need the activation function are NaN
+            where it is unknown (a user's module).
         loss: per-sample loss ``loss(y_true, y_pred)`` (from :mod:`initlab.nn.losses`).
         config: bins and saturation margin (defaults: :class:`ProbeConfig`).
 
@@ -174,11 +168,11 @@ def make_probe(model: MLP | FlaxModel, loss: Callable[[Any, Any], Any], config: 
         ``(layers, bins)``) and ``{kind}_hist_edges`` (``(layers, bins + 1)``).
     """
     config = config or ProbeConfig()
-    functions = _activation_functions(model)
+    functions = model.activation_functions
     edges = histogram_edges(model, config)
     to_uniform = {"backprop": _symlog(config.backprop_threshold)}
     nan = float("nan")
-    taps = _flax_taps(model) if isinstance(model, FlaxModel) else _mlp_taps(model)
+    taps = _taps(model)
 
     def probe(params: Any, x: Any, y: Any, previous_params: Any | None = None) -> dict[str, Any]:
         def objective(params, perturbations):
@@ -245,33 +239,12 @@ class _Taps:
     kernel: Callable[[Any, int], Any]
 
 
-def _mlp_taps(mlp: MLP) -> _Taps:
-    functions = mlp.activation_functions
-
-    def forward(params, x, deltas):
-        preactivations, activations = [], []
-        for layer_params, fn, delta in zip(params, functions, deltas):
-            z = dense(x, layer_params["kernel"], layer_params["bias"]) + delta
-            x = fn(z)
-            preactivations.append(z)
-            activations.append(x)
-        return x, preactivations, activations
-
-    def zeros(params, x):
-        return [jnp.zeros((x.shape[0], layer.units), x.dtype) for layer in mlp.layers]
-
-    return _Taps(forward, zeros, list, lambda params, index: params[index]["kernel"])
-
-
-def _flax_taps(model: FlaxModel) -> _Taps:
+def _taps(model: FlaxModel) -> _Taps:
     paths = model.layer_paths()
 
     def forward(params, x, perturbations):
-        output, layers = model.tapped(params, x, perturbations)
-        preactivations = [layers[path][1] for path in paths]
-        # A layer's activation is what the next layer receives; the last one's is the output.
-        activations = [layers[path][0] for path in paths[1:]] + [output]
-        return output, preactivations, activations
+        output, layers = model.apply_with_intermediates(params, x, perturbations)
+        return output, [layer.preactivation for layer in layers], [layer.activation for layer in layers]
 
     def per_layer(perturbations):
         flat = flat_params(perturbations)

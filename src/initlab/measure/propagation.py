@@ -30,7 +30,7 @@ from initlab import data as data_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
-from initlab.nn.models import MLP, DenseLayer, dense
+from initlab.nn.models import MLP, DenseLayer, layer_name
 from initlab.mean_field.theory import jsonable, variance_map
 
 
@@ -196,25 +196,25 @@ def propagate(
 
     def measure(mlp: MLP, params: Any, x: Any, targets: Any) -> dict[str, Any]:
         def total_loss(params, perturbations):
-            h, zs, hs = x, [], []
-            for index, (p, fn) in enumerate(zip(params, mlp.activation_functions)):
-                z = dense(h, p["kernel"], p["bias"])
-                if index < depth:  # dL/dz is the gradient with respect to a zero added to z
-                    z = z + perturbations[index]
-                    zs.append(z)
-                h = fn(z)
-                hs.append(h)
-            return jnp.sum(loss_fn(targets, h)), (jnp.stack(zs), jnp.stack(hs[:depth]))
+            # The model's taps: every layer's pre-activation and activation, and a zero added to each
+            # pre-activation whose gradient is dL/dz.
+            output, layers = mlp.apply_with_intermediates(params, x, perturbations)
+            hidden = layers[:depth]
+            return jnp.sum(loss_fn(targets, output)), (
+                jnp.stack([layer.preactivation for layer in hidden]), jnp.stack([layer.activation for layer in hidden])
+            )
 
         # Per-example dL/dz (gradient of the summed loss); dL/dW of the batch-mean loss, as trained.
-        (weight_grads, deltas), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(
-            params, jnp.zeros((depth, batch, width)))  # every stack is (depth, batch, width)
+        (weight_grads, perturbation_grads), (zs, hs) = jax.grad(total_loss, argnums=(0, 1), has_aux=True)(
+            params, mlp.zero_perturbations(params, batch))  # every stack is (depth, batch, width)
+        deltas = jnp.stack([perturbation_grads[layer_name(i)]["preactivation"] for i in range(depth)])
+        weight_grads = [weight_grads[layer_name(i)] for i in range(depth)]
         stats = {
             "preactivation_variance": jnp.var(zs, axis=(1, 2)),
             "activation_mean": jnp.mean(hs, axis=(1, 2)),
             "activation_std": jnp.std(hs, axis=(1, 2)),
             "gradient_variance": jnp.var(deltas, axis=(1, 2)),
-            "weight_gradient_variance": jnp.stack([jnp.var(g["kernel"] / batch) for g in weight_grads[:depth]]),
+            "weight_gradient_variance": jnp.stack([jnp.var(g["kernel"] / batch) for g in weight_grads]),
         }
         if thresholds is not None:
             stats["saturation_fraction"] = jnp.mean((hs < thresholds[0]) | (hs > thresholds[1]), axis=(1, 2))

@@ -27,17 +27,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
 
 
 def _linen() -> Any:
-    try:
-        import flax.linen as linen
-    except ImportError:  # pragma: no cover - flax is a dependency of this path only
-        raise InitlabError("a Flax model needs Flax: pip install 'initlab[flax]'") from None
+    import flax.linen as linen
+
     return linen
 
 
@@ -46,14 +45,30 @@ def _tapped_types() -> tuple[type, ...]:
     return (linen.Dense, linen.DenseGeneral, linen.Conv, linen.ConvTranspose)
 
 
-def _interceptor(next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
-    output = next_fun(*args, **kwargs)
-    if context.method_name == "__call__" and isinstance(context.module, _tapped_types()):
-        module = context.module
-        module.sow("taps", "input", args[0])
-        output = module.perturb("preactivation", output)
-        module.sow("taps", "preactivation", output)
-    return output
+def _interceptor(order: list[str]) -> Any:
+    """Flax's method interceptor that taps every Dense and Conv layer, noting their call order in ``order``.
+
+    (Flax keeps a collection's entries sorted by name, not by call; ``order`` keeps the calls.)
+    """
+
+    def intercept(next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
+        output = next_fun(*args, **kwargs)
+        if context.method_name == "__call__" and isinstance(context.module, _tapped_types()):
+            module = context.module
+            order.append("/".join(module.scope.path))
+            module.sow("taps", "input", args[0])
+            output = module.perturb("preactivation", output)
+            module.sow("taps", "preactivation", output)
+        return output
+
+    return intercept
+
+
+class LayerOutputs(NamedTuple):
+    """What one layer computed: pre-activation ``z`` (the layer's output) and activation ``a = f(z)``."""
+
+    preactivation: Any
+    activation: Any
 
 
 def _flatten(tree: Any) -> dict[str, Any]:
@@ -90,6 +105,11 @@ class FlaxModel:
         """The module's class name, recorded with a run."""
         return type(self.module).__name__
 
+    @property
+    def activation_functions(self) -> tuple[Any, ...]:
+        """Each tapped layer's activation function, ``None`` where initlab cannot know it (here: all)."""
+        return (None,) * len(self.layer_paths())
+
     def _batch(self, x: Any) -> Any:
         return x.reshape((x.shape[0], *self.input_shape))
 
@@ -104,6 +124,40 @@ class FlaxModel:
             )
         return variables["params"]
 
+    def initialize(self, key: Any, rules: Sequence[Any] = ()) -> tuple[Any, dict[str, str]]:
+        """Parameters from ``key``, the parameters that ``rules`` match redrawn by initlab; and each one's origin.
+
+        ``rules`` are :class:`~initlab.nn.init_rules.InitRule` (a preset's, or ``--init-rule``'s),
+        matched against parameter paths and the roles of the tapped layers. A matched parameter is
+        drawn from its spec with ``fold_in(key, i)`` (``i``: its place among the parameters), a
+        bias with its layer's fan-in where the spec needs one (PyTorch's ``nn.Linear`` bias).
+
+        Returns:
+            ``(params, origins)``: ``origins[path]`` is the canonical spec that drew it, or
+            ``"module"`` where the module's own initializer did.
+        """
+        from initlab.initializers import build, compute_fans, initializers
+        from initlab.initializers.torch import bind_fan_in
+        from initlab.nn.init_rules import resolve
+
+        params = self.init(key)
+        flat = _flatten(params)
+        specs = resolve(list(flat), list(rules), self.layer_paths()) if rules else dict.fromkeys(flat)
+        origins = {}
+        for index, (path, value) in enumerate(flat.items()):
+            spec = specs[path]
+            if spec is None:
+                origins[path] = "module"
+                continue
+            kernel = flat.get(f"{path.rpartition('/')[0]}/kernel")
+            if kernel is not None and path.endswith("/bias"):
+                spec = bind_fan_in(spec, compute_fans(kernel.shape)[0])
+            flat[path] = build(spec)(jax.random.fold_in(key, index), value.shape, value.dtype)
+            origins[path] = initializers.canonical(specs[path])
+        from flax.traverse_util import unflatten_dict
+
+        return unflatten_dict(flat, sep="/"), origins
+
     def apply(self, params: Any, x: Any, *, input_matmul: Any = None) -> Any:
         """The module's output for a batch ``x`` (``input_matmul`` is for initlab's MLP and is ignored)."""
         return self.module.apply({"params": params}, self._batch(x))
@@ -116,31 +170,44 @@ class FlaxModel:
         """
         variables = {"params": params} | ({"perturbations": perturbations} if perturbations is not None else {})
         mutable = ["taps"] if perturbations is not None else ["taps", "perturbations"]
-        with _linen().intercept_methods(_interceptor):
+        order: list[str] = []
+        with _linen().intercept_methods(_interceptor(order)):
             output, state = self.module.apply(variables, self._batch(x), mutable=mutable)
         taps = _flatten(state["taps"])
-        layers = {}
-        for key in taps:
-            path, _, kind = key.rpartition("/")
-            if kind == "input":
-                layers[path] = (taps[key][0], taps[f"{path}/preactivation"][0])
-        return output, layers
+        # A layer called twice (shared weights) is tapped at its first call.
+        return output, {path: (taps[f"{path}/input"][0], taps[f"{path}/preactivation"][0]) for path in dict.fromkeys(order)}
+
+    def apply_with_intermediates(self, params: Any, x: Any, perturbations: Any = None) -> tuple[Any, list[LayerOutputs]]:
+        """The output and, per tapped layer in call order, its pre-activation and activation.
+
+        A layer's activation is what the next tapped layer receives (the output, for the last).
+        """
+        output, layers = self.tapped(params, x, perturbations)
+        paths = self.layer_paths()
+        activations = [layers[path][0] for path in paths[1:]] + [output]
+        return output, [LayerOutputs(layers[path][1], a) for path, a in zip(paths, activations)]
 
     def zero_perturbations(self, params: Any, batch_size: int) -> Any:
         """Zeros shaped like every tapped layer's pre-activation for a batch of ``batch_size``."""
         x = jnp.zeros((batch_size, *self.input_shape), jnp.float32)
-        with _linen().intercept_methods(_interceptor):
+        with _linen().intercept_methods(_interceptor([])):
             shapes = jax.eval_shape(
                 lambda p: self.module.apply({"params": p}, x, mutable=["taps", "perturbations"])[1]["perturbations"], params
             )
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def layer_paths(self) -> list[str]:
-        """The tapped layers' paths, in call order (``["Dense_0", "Dense_1"]``); computed on shapes only."""
+        """The tapped layers' paths, in the order they are called (``["Dense_0", "Dense_1"]``); from shapes only."""
         if not self._layers:
             x = jnp.zeros((1, *self.input_shape), jnp.float32)
             params = jax.eval_shape(self.init, jax.random.key(0))
-            _, layers = jax.eval_shape(lambda p: self.tapped(p, x), params)
+            layers: list[str] = []
+
+            def trace(p: Any) -> int:
+                layers.extend(self.tapped(p, x)[1])  # a list, not a returned dict: JAX sorts dict keys
+                return 0
+
+            jax.eval_shape(trace, params)
             if not layers:
                 raise InitlabError(f"{self.name} has no Dense or Conv layer for initlab to look into")
             self._layers.extend(layers)
@@ -159,4 +226,4 @@ def flat_params(params: Any) -> dict[str, Any]:
     return _flatten(params)
 
 
-__all__ = ["FlaxModel", "as_model", "flat_params"]
+__all__ = ["FlaxModel", "LayerOutputs", "as_model", "flat_params"]

@@ -37,6 +37,7 @@ from initlab._lazy import jax, jnp, lax
 from initlab.errors import InitlabError
 from initlab.initializers import Initializer, build
 from initlab.initializers.lsuv import DEFAULT_BATCH_SIZE, LSUVInitializer, lsuv
+from initlab.nn.models import layer_name
 
 if TYPE_CHECKING:
     from initlab.data import Dataset
@@ -114,28 +115,30 @@ def initialize(mlp: MLP, key: Any, x_batch: Any) -> tuple[Params, dict[str, Any]
     x = jnp.asarray(x_batch, jnp.float32)
     if x.ndim != 2 or x.shape[1] != mlp.input_dim or x.shape[0] < 2:
         raise InitlabError(f"LSUV needs a batch of shape (>= 2, {mlp.input_dim}), got {tuple(x.shape)}")
-    params, rows = [], []
+    params, lsuv_layers = {}, []
     layer_keys = jax.random.split(key, len(mlp.layers))
-    for number, (layer, shape, layer_key, activation) in enumerate(
-        zip(mlp.layers, mlp.shapes, layer_keys, mlp.activation_functions), start=1
-    ):
+    for index, (layer, shape, layer_key) in enumerate(zip(mlp.layers, mlp.shapes, layer_keys)):
         kernel_key, bias_key = jax.random.split(layer_key)
         bias_init = build(layer.bias_initializer)
         if bias_init.data_dependent:
-            raise InitlabError(f"layer {number}: {bias_init.spec} initializes kernels, not biases")
+            raise InitlabError(f"layer {index + 1}: {bias_init.spec} initializes kernels, not biases")
         kernel_init = build(layer.kernel_initializer)
-        kernel, bias = kernel_init(kernel_key, shape), bias_init(bias_key, (shape[1],))
+        params[layer_name(index)] = {"kernel": kernel_init(kernel_key, shape), "bias": bias_init(bias_key, (shape[1],))}
         settings = _settings(kernel_init)
         if settings is not None:
-            kernel, bias, variance, iterations, initial = _compiled_normalize()(
-                x, kernel, bias, settings.tol, settings.max_iter, center=settings.center
-            )
-            row = {"layer": number, "iterations": int(iterations), "variance": float(variance)}
-            rows.append({**row, "initial_variance": float(initial)})
-        params.append({"kernel": kernel, "bias": bias})
-        if number < len(mlp.layers):
-            x = activation(x @ kernel + bias)
-    return tuple(params), {"layers": rows}
+            lsuv_layers.append((index, settings))
+    rows = []
+    for index, settings in lsuv_layers:
+        # The layers before this one are final: its input comes from the model's taps.
+        name = layer_name(index)
+        inputs = x if index == 0 else mlp.tapped(params, x)[1][name][0]
+        kernel, bias, variance, iterations, initial = _compiled_normalize()(
+            inputs, params[name]["kernel"], params[name]["bias"], settings.tol, settings.max_iter, center=settings.center
+        )
+        params[name] = {"kernel": kernel, "bias": bias}
+        row = {"layer": index + 1, "iterations": int(iterations), "variance": float(variance)}
+        rows.append({**row, "initial_variance": float(initial)})
+    return params, {"layers": rows}
 
 
 def init_for_training(mlp: MLP, key: Any, dataset: Dataset, seed: int) -> tuple[Params, dict[str, Any]]:

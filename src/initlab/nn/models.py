@@ -1,31 +1,44 @@
-"""Multi-layer perceptrons whose every layer can be looked into.
+"""initlab's MLP: a Flax (linen) module whose every layer can be looked into.
 
-An :class:`MLP` is a frozen description (input size, Dense layers); its parameters are a plain
-pytree (a tuple of ``{"kernel", "bias"}`` dicts, kernel shape ``(in, out)`` as in Keras), so
-that they can be stacked and ``vmap``-ed over for ensembles.
+:class:`MLP` describes the network (input size, Dense layers with their activations and
+initializer specs) and is a :class:`~initlab.nn.flax_model.FlaxModel`: its module is a stack of
+``flax.linen.Dense`` layers named ``Dense_0``, ``Dense_1``... with kernels ``(in, out)`` as in Keras
+(so fans are Keras's), and its parameters are Flax's ``{"Dense_0": {"kernel", "bias"}, ...}``.
+The taps, the probes and the training loop treat it as any Flax module; what initlab knows
+beyond a user's module is each layer's activation, so activation statistics are measured.
+
+Initialization is initlab's, not Flax's RNG folding, so that a seed gives the numbers it always
+gave: the key is split once per layer, each layer's key into its kernel's and its bias's. The
+module also declares each layer's initializer (``kernel_init``, ``bias_init``) so that it states
+its initialization where a reader looks, as torchvision's models do.
+
+Deviation from plain Flax, for speed (``benchmarks/README.md``): the first layer's product may be
+initlab's sparse-input kernels (:mod:`initlab.accel.sparse_dense`), passed to ``Dense`` as its
+``dot_general``.
 
 Example:
     >>> mlp = MLP(input_dim=784, layers=(DenseLayer(units=64, activation="sigmoid",
     ...           kernel_initializer="RandomNormal()"), DenseLayer(units=10, activation="softmax")))
-    >>> params = mlp.init(jax.random.key(0))
+    >>> params = mlp.init(jax.random.key(0))       # {"Dense_0": {"kernel": (784, 64), ...}, ...}
     >>> probabilities = mlp.apply(params, x)
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from initlab.nn import activations as activations_module
-from initlab import initializers as initializers_module
-from initlab._lazy import jax
 from initlab.errors import InitlabError
+from initlab.initializers import build as build_initializer
 from initlab.initializers.torch import bind_fan_in
+from initlab.nn import activations as activations_module
+from initlab.nn.flax_model import FlaxModel, LayerOutputs
+from initlab._lazy import jax
 
-Params = tuple[dict[str, Any], ...]
+Params = dict[str, dict[str, Any]]
+"""An MLP's parameters: ``{"Dense_0": {"kernel": (in, out), "bias": (out,)}, ...}``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,35 +55,89 @@ class DenseLayer:
             raise InitlabError(f"layer units must be a positive integer, got {self.units!r}")
         # Parse now, so that a bad spec fails before any work is done.
         activations_module.activations.resolve(self.activation)
-        initializers_module.initializers.resolve(self.kernel_initializer)
-        initializers_module.initializers.resolve(self.bias_initializer)
+        build_initializer(self.kernel_initializer)
+        build_initializer(self.bias_initializer)
 
 
-def dense(x: Any, kernel: Any, bias: Any, matmul: Callable[[Any, Any], Any] = operator.matmul) -> Any:
-    """``x @ kernel + bias``: one Dense layer's pre-activation (the product computed by ``matmul``)."""
-    return matmul(x, kernel) + bias
+def layer_name(index: int) -> str:
+    """The name of the MLP's ``index``-th layer (0-based) in its parameters: ``Dense_0``..."""
+    return f"Dense_{index}"
 
 
-class LayerOutputs(NamedTuple):
-    """What one layer computed: pre-activation ``z = x @ W + b`` and activation ``a = f(z)``."""
+@functools.cache
+def _module_class() -> type:
+    """The linen module class, made on first use so that importing initlab does not import Flax."""
+    import flax.linen as linen
 
-    preactivation: Any
-    activation: Any
+    class MLPModule(linen.Module):
+        """Dense layers with their activations; ``first_matmul`` replaces the first product."""
+
+        layers: tuple[DenseLayer, ...]
+        input_dim: int
+        first_matmul: Callable[[Any, Any], Any] | None = None
+
+        @linen.compact
+        def __call__(self, x: Any) -> Any:
+            for index, layer in enumerate(self.layers):
+                fan_in = self.input_dim if index == 0 else self.layers[index - 1].units
+                dot_general = None
+                if index == 0 and self.first_matmul is not None:
+                    dot_general = _as_dot_general(self.first_matmul)
+                z = linen.Dense(
+                    layer.units,
+                    kernel_init=build_initializer(layer.kernel_initializer),
+                    bias_init=build_initializer(bind_fan_in(layer.bias_initializer, fan_in)),
+                    dot_general=dot_general,
+                    name=layer_name(index),
+                )(x)
+                x = activations_module.build(layer.activation)(z)
+            return x
+
+    return MLPModule
 
 
-@dataclass(frozen=True, kw_only=True)
-class MLP:
-    """A stack of Dense layers on inputs of size ``input_dim``."""
+def _as_dot_general(matmul: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """``matmul(x, kernel)`` with ``lax.dot_general``'s signature, as ``Dense`` calls it."""
+
+    def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+        return matmul(lhs, rhs)
+
+    return dot_general
+
+
+class MLP(FlaxModel):
+    """A stack of Dense layers on inputs of size ``input_dim``, as a Flax module.
+
+    Args:
+        input_dim: the input size.
+        layers: the Dense layers, the last being the output layer.
+    """
 
     input_dim: int
     layers: tuple[DenseLayer, ...]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.input_dim, int) or self.input_dim <= 0:
-            raise InitlabError(f"input size must be a positive integer, got {self.input_dim!r}")
-        if not self.layers:
+    def __init__(self, *, input_dim: int, layers: tuple[DenseLayer, ...]) -> None:
+        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim <= 0:
+            raise InitlabError(f"input size must be a positive integer, got {input_dim!r}")
+        layers = tuple(layers)
+        if not layers:
             raise InitlabError("an MLP needs at least one layer")
-        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "input_dim", input_dim)
+        object.__setattr__(self, "layers", layers)
+        super().__init__(_module_class()(layers=layers, input_dim=input_dim), (input_dim,))
+
+    def __repr__(self) -> str:
+        return f"MLP(input_dim={self.input_dim}, layers={self.layers!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MLP) and (self.input_dim, self.layers) == (other.input_dim, other.layers)
+
+    def __hash__(self) -> int:
+        return hash((self.input_dim, self.layers))
+
+    @property
+    def name(self) -> str:
+        return "MLP"
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
@@ -82,27 +149,26 @@ class MLP:
     def activation_functions(self) -> tuple[activations_module.Activation, ...]:
         return tuple(activations_module.build(layer.activation) for layer in self.layers)
 
+    def layer_paths(self) -> list[str]:
+        return [layer_name(index) for index in range(len(self.layers))]
+
     def init(self, key: Any) -> Params:
         """Fresh parameters: one key per layer, split into kernel and bias keys."""
-        params = []
-        for layer, shape, layer_key in zip(self.layers, self.shapes, jax.random.split(key, len(self.layers))):
+        params = {}
+        for index, (layer, shape, layer_key) in enumerate(
+            zip(self.layers, self.shapes, jax.random.split(key, len(self.layers)))
+        ):
             kernel_key, bias_key = jax.random.split(layer_key)
-            kernel_init = initializers_module.build(layer.kernel_initializer)
+            kernel_init = build_initializer(layer.kernel_initializer)
             if kernel_init.data_dependent:
                 raise InitlabError(
                     f"{kernel_init.spec} needs training data: use initlab.nn.lsuv.initialize(mlp, key, x_batch) "
                     "or the trainer, not MLP.init"
                 )
-            params.append(
-                {
-                    "kernel": kernel_init(kernel_key, shape),
-                    # PyTorch's nn.Linear bias default needs the layer's fan_in, which a bias shape lacks.
-                    "bias": initializers_module.build(bind_fan_in(layer.bias_initializer, shape[0]))(
-                        bias_key, (shape[1],)
-                    ),
-                }
-            )
-        return tuple(params)
+            # PyTorch's nn.Linear bias default needs the layer's fan_in, which a bias shape lacks.
+            bias_init = build_initializer(bind_fan_in(layer.bias_initializer, shape[0]))
+            params[layer_name(index)] = {"kernel": kernel_init(kernel_key, shape), "bias": bias_init(bias_key, (shape[1],))}
+        return params
 
     def apply(self, params: Params, x: Any, *, input_matmul: Callable[[Any, Any], Any] | None = None) -> Any:
         """The network's output for inputs ``x`` of shape ``(batch, input_dim)``.
@@ -110,17 +176,13 @@ class MLP:
         ``input_matmul(x, kernel)``, when given, replaces ``x @ kernel`` in the first layer
         (:func:`initlab.accel.sparse_dense.input_matmul`: the same product, skipping zero inputs).
         """
-        matmul = input_matmul or operator.matmul
-        for layer_params, activation in zip(params, self.activation_functions):
-            x = activation(dense(x, layer_params["kernel"], layer_params["bias"], matmul))
-            matmul = operator.matmul
-        return x
+        module = self.module if input_matmul is None else self.module.clone(first_matmul=input_matmul)
+        return module.apply({"params": params}, x)
 
-    def apply_with_intermediates(self, params: Params, x: Any) -> tuple[Any, list[LayerOutputs]]:
-        """The output and, for every layer, its pre-activation and activation."""
-        outputs = []
-        for layer_params, activation in zip(params, self.activation_functions):
-            z = dense(x, layer_params["kernel"], layer_params["bias"])
-            x = activation(z)
-            outputs.append(LayerOutputs(z, x))
-        return x, outputs
+
+def layer_params(params: Params) -> list[dict[str, Any]]:
+    """An MLP's parameters layer by layer, first to last: ``[{"kernel", "bias"}, ...]``."""
+    return [params[layer_name(index)] for index in range(len(params))]
+
+
+__all__ = ["DenseLayer", "LayerOutputs", "MLP", "Params", "layer_name", "layer_params"]

@@ -19,7 +19,8 @@ from initlab.nn import optimizers
 from initlab.data import datasets
 from initlab.accel.sparse_dense import MATMULS
 from initlab.errors import InitlabError, unknown
-from initlab.nn.models import MLP, DenseLayer
+from initlab.nn import init_rules
+from initlab.nn.models import MLP, DenseLayer, layer_name
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -48,6 +49,12 @@ class TrainConfig:
         probe_every: per-layer probes (:mod:`initlab.measure.probes`) at initialization and every
             ``probe_every`` epochs (and after the last); 0 turns them off.
         probe_size: validation samples in the probe batch.
+        defaults: a framework preset, ``keras``, ``torch`` or ``flax``, that gives every layer the
+            initializers that framework gives it (:data:`initlab.nn.init_rules.PRESETS`); the
+            shorthands above then apply only where set away from their defaults.
+        init_rules: initializer rules ``PATTERN=SPEC`` per parameter path or role, applied in
+            order after the preset and the shorthands (:mod:`initlab.nn.init_rules`), e.g.
+            ``("Dense_0/kernel=RandomNormal()", "*/bias=zeros")``.
         matmul: the first layer's product: ``auto`` (initlab's sparse-input kernels where the
             inputs are mostly zeros and the kernels can run, else XLA's), ``xla`` or ``sparse``
             (:mod:`initlab.accel.sparse_dense`); the path used is recorded with the result.
@@ -70,6 +77,8 @@ class TrainConfig:
     seed: int = 0
     probe_every: int = 0
     probe_size: int = 1000
+    defaults: str | None = None
+    init_rules: tuple[str, ...] = ()
     matmul: str = "auto"
 
     def __post_init__(self) -> None:
@@ -110,6 +119,12 @@ class TrainConfig:
             initializers.initializers.resolve(spec)
         losses.losses.resolve(self.loss)
         optimizers.optimizers.build(self.optimizer)
+        if isinstance(self.init_rules, (str, bytes)) or not hasattr(self.init_rules, "__iter__"):
+            raise InitlabError(f"init_rules must be a list of PATTERN=SPEC strings, got {self.init_rules!r}")
+        object.__setattr__(self, "init_rules", tuple(self.init_rules))
+        if self.defaults is not None:
+            init_rules.preset(self.defaults)
+        self.parameter_initializers()  # every rule parses, and matches a parameter of this network
 
     def probes_at(self, epoch: int) -> bool:
         """Whether per-layer probes are taken after ``epoch`` (0: at initialization)."""
@@ -117,27 +132,44 @@ class TrainConfig:
             return False
         return epoch == 0 or epoch % self.probe_every == 0 or epoch == self.epochs
 
+    def rules(self) -> tuple[init_rules.InitRule, ...]:
+        """The initializer rules of this config, in the order they apply (the last match wins).
+
+        The preset (``defaults``), then the shorthands (the hidden layers' kernels and biases,
+        the output layer's, the per-layer overrides), then ``init_rules``. Under a preset, a
+        shorthand left at its default value counts as unset, so the preset's choice stands.
+        """
+        rules = list(init_rules.preset(self.defaults)) if self.defaults else []
+        for pattern, name in _SHORTHANDS:
+            value = getattr(self, name)
+            if pattern.startswith("hidden/") and not self.hidden_units:
+                continue
+            if self.defaults and initializers.initializers.canonical(value) == _FIELD_DEFAULTS[name]:
+                continue
+            rules.append(init_rules.InitRule(pattern, value))
+        rules += [init_rules.InitRule(f"{layer_name(number - 1)}/kernel", spec) for number, spec in self.layer_kernel_initializers]
+        rules += [init_rules.parse(text) for text in self.init_rules]
+        return tuple(rules)
+
+    def parameter_initializers(self) -> dict[str, str]:
+        """The canonical initializer spec of every parameter, ``{"Dense_0/kernel": "random_normal", ...}``."""
+        paths = [f"{layer_name(i)}/{name}" for i in range(len(self.hidden_units) + 1) for name in ("kernel", "bias")]
+        resolved = init_rules.resolve(paths, self.rules())
+        return {path: initializers.initializers.canonical(spec) for path, spec in resolved.items()}
+
     def layers(self, classes: int) -> tuple[DenseLayer, ...]:
         """The Dense layers, the output layer having ``classes`` units."""
-        overrides = dict(self.layer_kernel_initializers)
-        layers = [
+        specs = self.parameter_initializers()
+        units = [*self.hidden_units, classes]
+        return tuple(
             DenseLayer(
-                units=units,
-                activation=self.activation,
-                kernel_initializer=overrides.get(number, self.kernel_initializer),
-                bias_initializer=self.bias_initializer,
+                units=size,
+                activation=self.activation if index < len(self.hidden_units) else self.output_activation,
+                kernel_initializer=specs[f"{layer_name(index)}/kernel"],
+                bias_initializer=specs[f"{layer_name(index)}/bias"],
             )
-            for number, units in enumerate(self.hidden_units, start=1)
-        ]
-        layers.append(
-            DenseLayer(
-                units=classes,
-                activation=self.output_activation,
-                kernel_initializer=overrides.get(len(layers) + 1, self.output_kernel_initializer),
-                bias_initializer=self.output_bias_initializer,
-            )
+            for index, size in enumerate(units)
         )
-        return tuple(layers)
 
     def model(self, input_dim: int, classes: int) -> MLP:
         return MLP(input_dim=input_dim, layers=self.layers(classes))
@@ -146,6 +178,7 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["hidden_units"] = list(self.hidden_units)
         data["layer_kernel_initializers"] = [list(pair) for pair in self.layer_kernel_initializers]
+        data["init_rules"] = list(self.init_rules)
         return data
 
     @classmethod
@@ -169,4 +202,14 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_HASHED_UNLESS_DEFAULT = {"matmul": "auto"}
+_HASHED_UNLESS_DEFAULT = {"matmul": "auto", "defaults": None, "init_rules": []}
+
+_SHORTHANDS = (
+    ("hidden/kernel", "kernel_initializer"),
+    ("hidden/bias", "bias_initializer"),
+    ("output/kernel", "output_kernel_initializer"),
+    ("output/bias", "output_bias_initializer"),
+)
+_FIELD_DEFAULTS = {
+    field.name: field.default for field in dataclasses.fields(TrainConfig) if field.name in dict((n, p) for p, n in _SHORTHANDS)
+}

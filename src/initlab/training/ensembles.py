@@ -332,6 +332,7 @@ def train_ensemble(
                 timings=dict(timings),
                 diverged_epoch=diverged[index],
                 matmul=matmul_used,
+                initializers=config.parameter_initializers(),
                 probes=[
                     (epoch, {name: value[rows[index], columns[index]] for name, value in stats.items()})
                     for epoch, stats in grid_probes

@@ -25,7 +25,7 @@ import numpy as np
 from initlab import data as data_module
 from initlab.data import epoch_order
 from initlab.nn import losses
-from initlab.nn import lsuv
+from initlab.nn import init_rules, lsuv
 from initlab.nn import optimizers
 from initlab.accel import sparse_dense
 from initlab import runtime
@@ -54,6 +54,8 @@ class TrainResult:
         probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
         matmul: the first layer's product actually used, ``sparse`` (initlab's kernels) or ``xla``.
         model: the class name of the Flax module trained instead of the config's MLP, if any.
+        initializers: the initializer of every parameter, ``{"Dense_0/kernel": "random_normal", ...}``
+            (``"module"``: a user's module drew it with its own initializer).
     """
 
     config: TrainConfig
@@ -64,6 +66,7 @@ class TrainResult:
     probes: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
     matmul: str = "xla"
     model: str | None = None
+    initializers: dict[str, str] = field(default_factory=dict)
 
     def probe_rows(self) -> list[tuple[int, str, str, float]]:
         """The probes as tidy rows ``(epoch, layer, statistic, value)``."""
@@ -85,6 +88,7 @@ class TrainResult:
             "diverged_epoch": self.diverged_epoch,
             "matmul": self.matmul,
             **({"model": self.model} if self.model else {}),
+            "initializers": self.initializers,
         }
 
 
@@ -198,11 +202,16 @@ def train(
     if model is None:
         mlp = config.model(dataset.input_dim, dataset.classes)
         params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
+        parameter_initializers = config.parameter_initializers()
     else:
         if config.matmul == "sparse":
             raise InitlabError("matmul 'sparse' is for initlab's MLP; a Flax module computes its own products (use 'auto')")
         mlp = as_model(model, (dataset.input_dim,))
-        params = mlp.init(init_key(config.seed))
+        # A user's module keeps its own initialization, but for what the preset and the rules redraw.
+        rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(
+            init_rules.parse(text) for text in config.init_rules
+        )
+        params, parameter_initializers = mlp.initialize(init_key(config.seed), rules)
     opt_state = optimizer.init(params)
     arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
     loaded = time.perf_counter()
@@ -258,6 +267,7 @@ def train(
         probes=probes,
         matmul=matmul_used,
         model=None if model is None else mlp.name,
+        initializers=parameter_initializers,
     )
 
 

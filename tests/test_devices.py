@@ -24,7 +24,7 @@ def _run(code: str, **env: str) -> dict:
 
 REPORT = """
 import json, jax
-from initlab.training.ensembles import _devices
+from initlab.training.grid import _devices
 ensemble_devices = _devices()
 print(json.dumps({"jax_devices": len(jax.devices()), "ensemble_devices": ensemble_devices}))
 """

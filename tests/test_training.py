@@ -306,7 +306,8 @@ def test_train_is_deterministic_by_seed(small_data, small_config):
     assert not np.array_equal(other.params["Dense_0"]["kernel"], first.params["Dense_0"]["kernel"])
 
     assert first.diverged_epoch is None
-    assert set(first.timings) == {"load_s", "compile_s", "train_s"}
+    assert set(first.timings) == {"load_s", "compile_s", "train_s", "ensemble_size"}
+    assert first.timings["ensemble_size"] == 1  # one model is an ensemble of one: the same loop
     assert all(value >= 0 for value in first.timings.values())
     assert [epoch for epoch, _ in calls] == [1, 2]
     for epoch, metrics in calls:

@@ -36,7 +36,7 @@ _EXPORTS = {
     "loss": ("initlab.nn.losses", "build"),
     "saturation": ("initlab.measure.saturation", "saturation"),
     "SaturationResult": "initlab.measure.saturation",
-    "train": ("initlab.training.loop", "train"),
+    "train": ("initlab.training.run", "train"),
     "TrainResult": "initlab.training.loop",
     "SaturationDisplay": "initlab.viz.plots",
     "LearningCurveDisplay": "initlab.viz.plots",

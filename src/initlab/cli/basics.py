@@ -298,7 +298,7 @@ def train(
 def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
     from initlab.data import load
     from initlab.training.loop import HISTORY_KEYS
-    from initlab.training.loop import train as run_training
+    from initlab.training.run import train as run_training
 
     dataset = load(config.dataset, config.data_file)  # a bad data file fails before the progress bar
     progress = progress_bar("training", "epochs", as_json)

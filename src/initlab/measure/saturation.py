@@ -22,6 +22,7 @@ from initlab.nn import activations
 from initlab import data as data_module
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
+from initlab.nn.models import MLP, DenseLayer, layer_name
 
 
 @dataclass
@@ -134,12 +135,17 @@ def saturation(
     x = source(np.random.default_rng(seed), draws, input_dim)
     keys = jax.random.split(jax.random.key(seed), draws)
 
+    # The layer is a one-layer initlab MLP (a Flax module), read through its taps like any model.
+    model = MLP(input_dim=input_dim, layers=(DenseLayer(units=units, activation=activation,
+                                                        kernel_initializer=initializer, bias_initializer=bias_initializer),))
+
     @jax.jit
     def layer(keys, x):
         def one(key, x_row):
             kernel_key, bias_key = jax.random.split(key)
-            z = x_row @ kernel_init(kernel_key, (input_dim, units)) + bias_init(bias_key, (units,))
-            return z, act(z)
+            params = {layer_name(0): {"kernel": kernel_init(kernel_key, (input_dim, units)), "bias": bias_init(bias_key, (units,))}}
+            _, (outputs,) = model.apply_with_intermediates(params, x_row[None])
+            return outputs.preactivation[0], outputs.activation[0]
 
         return jax.vmap(one)(keys, x)
 

@@ -1,21 +1,19 @@
-"""Training with Keras's semantics, compiled: one XLA program per epoch, no Python per step.
+"""One epoch with Keras's semantics, compiled: one XLA program per epoch, no Python per step.
 
 What matches ``model.fit``:
-- the training set is reshuffled every epoch; batches of ``batch_size`` include the last,
-  partial one (60000 = 468 x 128 + 96: 469 steps);
+- the training set is reshuffled every epoch (:func:`initlab.data.epoch_order`); batches of
+  ``batch_size`` include the last, partial one (60000 = 468 x 128 + 96: 469 steps);
 - the loss of a batch is the mean of the per-sample loss; ``loss`` and ``accuracy`` in the
   history are averaged over the epoch's samples, each batch measured on its forward pass
   before its update (Keras weights each batch by its size);
 - ``val_loss`` and ``val_accuracy`` are measured on the whole validation set after the epoch.
 
-Randomness: ``seed`` becomes the key of the parameters (split per layer by the model) and
-seeds the shuffling of every epoch (:func:`initlab.data.epoch_order`). Same seed, same numbers.
+The loop over epochs, for one model or many, is :mod:`initlab.training.run`. Randomness: a run's
+``seed`` becomes the key of its parameters (:func:`init_key`) and seeds every epoch's order.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,17 +21,10 @@ from typing import Any
 import numpy as np
 
 from initlab import data as data_module
-from initlab.data import epoch_order
-from initlab.nn import losses
-from initlab.nn import init_rules, lsuv
-from initlab.nn import optimizers
-from initlab.accel import sparse_dense
-from initlab import runtime
 from initlab._lazy import jax, jnp, lax, optax
-from initlab.training.config import TrainConfig
-from initlab.errors import InitlabError
-from initlab.nn.flax_model import as_model
+from initlab.data import epoch_order  # noqa: F401  (the epoch's order, beside the epoch)
 from initlab.nn.models import MLP, Params
+from initlab.training.config import TrainConfig
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -169,106 +160,6 @@ def make_epoch(
         return params, opt_state, metrics
 
     return epoch
-
-
-def train(
-    config: TrainConfig,
-    *,
-    callback: EpochCallback | None = None,
-    dataset: data_module.Dataset | None = None,
-    model: Any = None,
-) -> TrainResult:
-    """Train one model as ``model.fit`` would and return its history.
-
-    Args:
-        config: the run; its defaults are the tutorial's Part B.
-        callback: called after each epoch with ``(epoch, metrics)``.
-        dataset: already loaded data (else loaded from ``config.dataset``/``config.data_file``).
-        model: a Flax (linen) module of your own, or a :class:`~initlab.nn.flax_model.FlaxModel`
-            (a module with its input shape), trained instead of the config's MLP: the module's
-            own initialization from ``config.seed``; the config's data, loss, optimizer, batch
-            size, epochs and probes apply, its layer and initializer fields do not.
-
-    Example:
-        >>> result = initlab.train(TrainConfig(epochs=2))
-        >>> result.history["val_accuracy"]
-        >>> result = initlab.train(TrainConfig(epochs=2, probe_every=1), model=MyFlaxModule())
-    """
-    runtime.ensure_configured()
-    started = time.perf_counter()
-    dataset = dataset or data_module.load(config.dataset, config.data_file)
-    optimizer = optimizers.build(config.optimizer)
-    loss = losses.build(config.loss)
-    if model is None:
-        mlp = config.model(dataset.input_dim, dataset.classes)
-        params, _ = lsuv.init_for_training(mlp, init_key(config.seed), dataset, config.seed)
-        parameter_initializers = config.parameter_initializers()
-    else:
-        if config.matmul == "sparse":
-            raise InitlabError("matmul 'sparse' is for initlab's MLP; a Flax module computes its own products (use 'auto')")
-        mlp = as_model(model, (dataset.input_dim,))
-        # A user's module keeps its own initialization, but for what the preset and the rules redraw.
-        rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(
-            init_rules.parse(text) for text in config.init_rules
-        )
-        params, parameter_initializers = mlp.initialize(init_key(config.seed), rules)
-    opt_state = optimizer.init(params)
-    arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
-    loaded = time.perf_counter()
-
-    train_size = len(dataset.x_train)
-    probing = Probing.create(config, mlp, loss, dataset)
-    input_matmul, matmul_used = sparse_dense.select(config.matmul if model is None else "xla", dataset.x_train)
-    programs = {
-        probed: jax.jit(
-            make_epoch(
-                mlp,
-                loss,
-                optimizer,
-                train_size,
-                config.batch_size,
-                dataset.scale,
-                probing.probe if probed else None,
-                input_matmul,
-            ),
-            donate_argnums=(0, 1),
-        )
-        .lower(params, opt_state, epoch_order(config.seed, 1, train_size), *arrays, *(probing.batch if probed else ()))
-        .compile()
-        for probed in probing.variants(config)
-    }
-    probes = probing.initial(params)
-    ready = time.perf_counter()
-
-    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-    diverged_epoch = None
-    for epoch in range(1, config.epochs + 1):
-        probed = config.probes_at(epoch)
-        params, opt_state, metrics = programs[probed](
-            params, opt_state, epoch_order(config.seed, epoch, train_size), *arrays, *(probing.batch if probed else ())
-        )
-        if probed:
-            probes.append((epoch, jax.tree.map(np.asarray, metrics.pop("probe"))))
-        values = {key: float(value) for key, value in metrics.items()}
-        for key in HISTORY_KEYS:
-            history[key].append(values[key])
-        if callback is not None:
-            callback(epoch, values)
-        if not math.isfinite(values["loss"]):
-            diverged_epoch = epoch
-            break
-    finished = time.perf_counter()
-    return TrainResult(
-        config=config,
-        history=history,
-        params=jax.tree.map(np.asarray, params),
-        timings={"load_s": loaded - started, "compile_s": ready - loaded, "train_s": finished - ready},
-        diverged_epoch=diverged_epoch,
-        probes=probes,
-        matmul=matmul_used,
-        model=None if model is None else mlp.name,
-        initializers=parameter_initializers,
-    )
 
 
 @dataclass

@@ -1,0 +1,142 @@
+"""Where the models of an ensemble sit: a (rows, columns) grid of stacked parameters, split across devices.
+
+A row holds the models that share a seed, hence every batch; rows (or columns) are split across
+XLA devices when there are several (one per core, :func:`initlab.configure`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from initlab import runtime
+from initlab._lazy import jax, jnp
+from initlab.nn import optimizers
+from initlab.training.config import TrainConfig
+
+
+# Fields in which models of one ensemble may differ.
+FREE_FIELDS = (
+    "kernel_initializer",
+    "bias_initializer",
+    "output_kernel_initializer",
+    "output_bias_initializer",
+    "layer_kernel_initializers",
+    "seed",
+)
+
+
+def compatibility_key(config: TrainConfig) -> tuple:
+    """Configs with equal keys can be trained in one ensemble (learning rates may differ)."""
+    entry, kwargs = optimizers.optimizers.resolve(config.optimizer)
+    optimizer_rest = tuple(sorted((k, v) for k, v in kwargs.items() if k != "learning_rate"))
+    fixed = tuple(
+        (field.name, getattr(config, field.name))
+        for field in dataclasses.fields(config)
+        if field.name not in FREE_FIELDS and field.name != "optimizer"
+    )
+    return fixed + (("optimizer", entry.name, optimizer_rest),)
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    """Pytrees of equal structure stacked leaf by leaf along a new first axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each model of an ensemble sits in the (rows, columns) grid that is trained.
+
+    A row holds the models that share a seed, hence every batch: vmapped over a row, their
+    layers' matmuls become one wide matmul. Rows (or, with fewer rows than devices, columns) are
+    split across devices; short rows and the grid are padded with copies of real models, whose
+    results are dropped.
+
+    Attributes:
+        slots: ``slots[row][column]`` is the index of a config.
+        seeds: each row's seed.
+        shard_axis: the grid axis split across ``devices`` devices, or ``None``.
+    """
+
+    slots: tuple[tuple[int, ...], ...]
+    seeds: tuple[int, ...]
+    shard_axis: int | None
+    devices: int
+
+    @property
+    def flat(self) -> list[int]:
+        return [i for row in self.slots for i in row]
+
+    def positions(self, count: int) -> np.ndarray:
+        """``(count, 2)``: the (row, column) at which each config is first found."""
+        found: dict[int, tuple[int, int]] = {}
+        for r, row in enumerate(self.slots):
+            for c, index in enumerate(row):
+                found.setdefault(index, (r, c))
+        return np.array([found[i] for i in range(count)])
+
+    def shardings(self, extra_inputs: int = 0) -> dict[str, Any]:
+        """``in_shardings``/``out_shardings`` for the grid's epoch function (empty: no split).
+
+        ``extra_inputs``: replicated inputs after the data (the probe batch).
+        """
+        if self.shard_axis is None:
+            return {}
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[: self.devices]), ("models",))
+        split = NamedSharding(mesh, PartitionSpec(*([None] * self.shard_axis), "models"))
+        orders = split if self.shard_axis == 0 else NamedSharding(mesh, PartitionSpec())
+        replicated = NamedSharding(mesh, PartitionSpec())
+        return {
+            "in_shardings": (split, split, orders, *(replicated,) * (4 + extra_inputs)),
+            "out_shardings": (split, split, split),
+        }
+
+
+def layout(configs: Sequence[TrainConfig], devices: int = 1) -> Layout:
+    """Arrange ``configs`` in rows of equal seeds and split the grid across ``devices``."""
+    rows: dict[int, list[int]] = {}
+    for index, config in enumerate(configs):
+        rows.setdefault(config.seed, []).append(index)
+    width = max(len(row) for row in rows.values())
+    slots = [row + [row[-1]] * (width - len(row)) for row in rows.values()]
+    seeds = list(rows)
+    shard_axis = None
+    if devices > 1 and len(configs) > 1:
+        # Split the axis that needs the fewer padding slots (rows ties win: no data replication).
+        row_padding = (-len(slots) % devices) * width
+        column_padding = (-width % devices) * len(slots)
+        if len(slots) >= devices and row_padding <= column_padding or width < devices:
+            shard_axis = 0
+            while len(slots) % devices:
+                slots.append(slots[-1])
+                seeds.append(seeds[-1])
+        else:
+            shard_axis = 1
+            while len(slots[0]) % devices:
+                slots = [row + [row[-1]] for row in slots]
+    return Layout(tuple(tuple(row) for row in slots), tuple(seeds), shard_axis, devices)
+
+
+@functools.cache
+def _devices() -> int:
+    """Devices to split ensembles across; warns once when JAX started before initlab could ask for more."""
+    runtime.ensure_configured()
+    count = len(jax.devices())
+    wanted = runtime.cpu_devices_wanted()
+    if jax.default_backend() == "cpu" and count < wanted and not runtime.device_count_chosen_elsewhere():
+        warnings.warn(
+            f"initlab: JAX started with {count} CPU device(s) before initlab could ask for {wanted} (one per "
+            f"core), so ensembles use {count} core(s). Call initlab.configure() before running any JAX "
+            f"computation, or set XLA_FLAGS=--xla_force_host_platform_device_count={wanted} before starting Python.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return count

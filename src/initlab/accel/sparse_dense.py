@@ -59,7 +59,7 @@ MATMULS = ("auto", "xla", "sparse")
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 """How far the two paths may differ: float32 rounding only (the same products summed in another
-order). Histories and parameters after training agree within this (``tests/test_sparse_dense.py``)."""
+order). Histories and parameters after training agree within this (``tests/accel/test_sparse_dense.py``)."""
 
 
 def input_matmul(x_train: np.ndarray) -> Callable[[Any, Any], Any] | None:

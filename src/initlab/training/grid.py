@@ -45,8 +45,13 @@ def compatibility_key(config: TrainConfig) -> tuple:
 
 
 def stack(trees: Sequence[Any]) -> Any:
-    """Pytrees of equal structure stacked leaf by leaf along a new first axis."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+    """Pytrees of equal structure stacked leaf by leaf along a new first axis, on the host.
+
+    NumPy, not ``jnp.stack``: eager JAX ops compile a small program per leaf shape on first use
+    (~0.3 s for one Part B model's parameters and optimizer state), and the trainer's first call
+    moves the stacked arrays to the device anyway.
+    """
+    return jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *trees)
 
 
 @dataclass(frozen=True)

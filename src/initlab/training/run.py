@@ -9,7 +9,7 @@ Each epoch is one XLA program (:func:`initlab.training.loop.make_epoch`), ``jax.
 grid of models (:mod:`initlab.training.grid`). A model whose loss becomes NaN or infinite is
 recorded as diverged at that epoch; the others go on (their computations are independent lanes).
 Models trained together get the numbers they get alone up to float rounding (vmapped products
-may sum in another order); ``tests/test_ensembles.py`` shows by how much.
+may sum in another order); ``tests/training/test_ensembles.py`` bounds it for shallow networks.
 """
 
 from __future__ import annotations
@@ -119,19 +119,14 @@ def train_ensemble(
             probing.probe if probed else None,
             input_matmul,
         )
-        shared = (None,) * (4 + len(extra))
-        # Inner vmap: models of one row share the data, so each layer's matmul is one wide matmul.
-        # Outer vmap: rows (seeds) with their own data order.
-        row_epoch = jax.vmap(epoch_fn, in_axes=(0, 0, None, *shared))
-        grid_epoch = jax.vmap(row_epoch, in_axes=(0, 0, 0, *shared))
-        jitted = jax.jit(grid_epoch, donate_argnums=(0, 1), **grid.shardings(len(extra)))
+        jitted = jax.jit(_over_grid(epoch_fn, grid, 4 + len(extra)), donate_argnums=(0, 1), **grid.shardings(len(extra)))
         return jitted.lower(params, opt_states, orders(1), *arrays, *extra).compile()
 
     loaded = time.perf_counter()
     programs = {probed: program(probed) for probed in Probing.variants(first)}
     grid_probes = []
     if probing.probe is not None:
-        grid_probe = jax.jit(jax.vmap(jax.vmap(probing.probe, in_axes=(0, None, None)), in_axes=(0, None, None)))
+        grid_probe = jax.jit(_over_grid(probing.probe, grid, 2, ordered=False))
         grid_probes.append((0, jax.tree.map(np.asarray, grid_probe(params, *probing.batch))))
     ready = time.perf_counter()
 
@@ -217,6 +212,30 @@ def train(
         per_model = lambda epoch, metrics: callback(epoch, {k: float(v[0]) for k, v in metrics.items()})  # noqa: E731
     (result,) = train_ensemble([config], dataset=dataset, callback=per_model, model=model)
     return result
+
+
+def _over_grid(fn: Callable, grid: Any, shared: int, *, ordered: bool = True) -> Callable:
+    """``fn`` of one model's ``(params, opt_state[, order], *shared inputs)`` over the grid of models.
+
+    Inner vmap: the models of one row share the data, so each layer's matmul is one wide matmul.
+    Outer vmap: rows (seeds), each with its own data order. A grid of one model is not vmapped
+    (vmap's tracing would cost a process ~0.2 s for nothing): its leading axes are dropped and
+    put back inside the compiled program, where they are free reshapes.
+    """
+    models = 2 if ordered else 1  # leading arguments with one entry per model: params (and optimizer states)
+    if len(grid.flat) == 1:
+
+        def one(*args):
+            per_model = [jax.tree.map(lambda a: a[0, 0], arg) for arg in args[:models]]
+            per_row = [args[models][0]] if ordered else []
+            outputs = fn(*per_model, *per_row, *args[models + len(per_row) :])
+            return jax.tree.map(lambda a: a[None, None], outputs)
+
+        return one
+    row_axes = (0,) * models + ((None,) if ordered else ())
+    grid_axes = (0,) * models + ((0,) if ordered else ())
+    row = jax.vmap(fn, in_axes=(*row_axes, *(None,) * shared))
+    return jax.vmap(row, in_axes=(*grid_axes, *(None,) * shared))
 
 
 def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset) -> tuple[Any, dict[str, str]]:

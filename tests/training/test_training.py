@@ -29,7 +29,7 @@ from initlab.nn.models import layer_params
 from initlab.data import Dataset
 from initlab.errors import InitlabError
 
-KERAS_REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "keras_reference_seeds0-9.jsonl"
+KERAS_REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "keras_reference_seeds0-9.jsonl"
 KERAS_EPSILON = 1e-7
 
 

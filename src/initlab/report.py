@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
+from initlab.viz.plots import save
 from initlab.viz.style import style
 from initlab.viz.figures import (
     GradientVarianceByDepthDisplay,
@@ -34,7 +35,6 @@ from initlab.viz.figures import (
 from initlab.analysis.results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
 from initlab.analysis.summary import SummaryTable
 
-FIGURE_FORMATS = ("png", "svg", "pdf")
 _FRACTIONS = (
     (
         "saturation_fraction",
@@ -66,15 +66,9 @@ def write_figure(display: Any, path: str | Path, *, dpi: int = 200) -> Path:
     Returns:
         the path written.
     """
-    path = Path(path)
-    extension = path.suffix.lower().lstrip(".")
-    if extension not in FIGURE_FORMATS:
-        raise InitlabError(f"cannot write a figure as '{path.suffix or path.name}': use .png, .svg or .pdf")
     figure = getattr(display, "figure_", None) or display.plot().figure_
-    path.parent.mkdir(parents=True, exist_ok=True)
     with style():
-        figure.savefig(path, format=extension, dpi=dpi, bbox_inches="tight", facecolor="white")
-    return path
+        return save(figure, path, dpi=dpi, close=False)
 
 
 def _png(figure: Any, dpi: int) -> tuple[str, int, int]:

@@ -227,7 +227,7 @@ ERRORS = {
     "hidden_units flat grid": ("[grid]\nhidden_units = [64, 128]\n", ["[grid] 'hidden_units'", "list of lists"]),
     "layer overrides": ("[base]\nlayer_kernel_initializers = [[1]]\n", ["[base] 'layer_kernel_initializers'", "pairs"]),
     "layer out of range": ("[grid]\nlayer_kernel_initializers = [[[3, 'he_normal']]]\n", ["[grid] 'layer_kernel_initializers'", "out of range"]),
-    "seed range": ('[grid]\nseed = "4-0"\n', ["[grid] 'seed'", '"0-4"']),
+    "seed range": ('[grid]\nseed = "4-0"\n', ["[grid] 'seed'", "runs backwards", "0-4"]),
     "name": ("name = 3\n", ["'name'", "string"]),
     "base not a table": ("base = 3\n", ["'base'", "[base]"]),
 }

@@ -205,7 +205,8 @@ def test_histograms_count_every_value_on_fixed_bins(getkey):
 def test_computed_bins_equal_a_search_of_the_edges_even_at_the_edges(kind, getkey):
     import jax
 
-    from initlab.measure.probes import _histogram, _symlog
+    from initlab.measure.histograms import histogram as _histogram
+    from initlab.measure.probes import _symlog
 
     mlp = MLP(input_dim=3, layers=(DenseLayer(units=2, activation="tanh"),))
     config = ProbeConfig()

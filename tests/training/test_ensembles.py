@@ -395,7 +395,7 @@ def test_cli_trains_every_initializer_and_seed_and_summarizes(data_file):
 
 
 def test_the_cli_counts_each_ensembles_training_time_once():
-    from initlab.cli.basics import training_seconds
+    from initlab.analysis.summary import training_seconds
 
     def result(seconds: float, size: int) -> initlab.TrainResult:
         return initlab.TrainResult(BASE, {}, (), timings={"train_s": seconds, "ensemble_size": size})

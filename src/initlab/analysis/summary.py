@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,47 @@ import numpy as np
 
 from initlab.analysis.results import Results, as_results
 from initlab.experiments.store import Store
+
+
+def mean_std(values: Any) -> tuple[float | None, float | None]:
+    """Mean and sample std (``ddof=1``) of the finite ``values``; ``None`` without one (std: two)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    return (float(values.mean()) if values.size else None, float(values.std(ddof=1)) if values.size > 1 else None)
+
+
+def summarize(results: Sequence[Any]) -> list[dict[str, Any]]:
+    """Final metrics of trained runs (:class:`~initlab.training.loop.TrainResult`) per initializer, best first.
+
+    Rows: ``initializer, runs, diverged, val_accuracy_mean, val_accuracy_std, val_loss_mean``,
+    mean and std over the seeds that did not diverge (see :func:`mean_std`).
+    """
+    groups: dict[str, list[Any]] = {}
+    for result in results:
+        groups.setdefault(result.config.kernel_initializer, []).append(result)
+    rows = []
+    for spec, members in groups.items():
+        finished = [m for m in members if m.diverged_epoch is None]
+        accuracy_mean, accuracy_std = mean_std([m.history["val_accuracy"][-1] for m in finished])
+        rows.append(
+            {
+                "initializer": spec,
+                "runs": len(members),
+                "diverged": len(members) - len(finished),
+                "val_accuracy_mean": accuracy_mean,
+                "val_accuracy_std": accuracy_std,
+                "val_loss_mean": mean_std([m.history["val_loss"][-1] for m in finished])[0],
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["val_accuracy_mean"] if r["val_accuracy_mean"] is not None else -1))
+
+
+def training_seconds(results: Sequence[Any]) -> float:
+    """Seconds spent training ``results``, each ensemble (chunk) counted once.
+
+    Every result of an ensemble carries the ensemble's ``train_s`` and its ``ensemble_size``.
+    """
+    return sum(r.timings["train_s"] / r.timings.get("ensemble_size", 1) for r in results)
 
 
 def _final(epochs: Mapping[int, float]) -> float:
@@ -64,10 +105,7 @@ class SummaryTable:
                 "color": results.colors[label],
             }
             for index, name in enumerate(("val_accuracy", "val_loss")):
-                values = np.array([pair[index] for pair in finals.values()], float)
-                values = values[np.isfinite(values)]
-                row[f"{name}_mean"] = float(values.mean()) if values.size else None
-                row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else None
+                row[f"{name}_mean"], row[f"{name}_std"] = mean_std([pair[index] for pair in finals.values()])
             rows.append(row)
 
         def rank(row: dict[str, Any]) -> tuple[float, float]:

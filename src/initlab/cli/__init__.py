@@ -12,9 +12,9 @@ from initlab.cli import stores  # noqa: F401
 from initlab.cli import inspection  # noqa: F401
 from initlab.cli import results  # noqa: F401
 from initlab.cli._app import app, parse_seeds
-from initlab.cli.basics import FAMILIES, summarize
+from initlab.cli.basics import FAMILIES
 
-__all__ = ["FAMILIES", "app", "main", "parse_seeds", "summarize"]
+__all__ = ["FAMILIES", "app", "main", "parse_seeds"]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from initlab.checks import parse_seeds  # noqa: F401  (the CLI's --seeds)
 from initlab.errors import InitlabError
 
 app = typer.Typer(
@@ -50,22 +51,6 @@ def configure_process() -> None:
 
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists may mix."""
-    seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            low, sep, high = part.partition("-")
-            if sep and int(high) < int(low):
-                raise ValueError(part)
-            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
-    except ValueError:
-        raise InitlabError(f"--seeds expects integers and ranges such as 0-4 or 0,2,5, got '{text}'") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise InitlabError(f"--seeds expects non-negative integers such as 0-4, got '{text}'")
-    return list(dict.fromkeys(seeds))
 
 
 def progress_bar(label: str, unit: str, disable: bool) -> Any:

@@ -333,40 +333,8 @@ def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
         console.print(f"history and learning curves written to {out}")
 
 
-def summarize(results: list[Any]) -> list[dict[str, Any]]:
-    """Final metrics per initializer: mean and std over seeds, best first."""
-    import numpy as np
-
-    groups: dict[str, list[Any]] = {}
-    for result in results:
-        groups.setdefault(result.config.kernel_initializer, []).append(result)
-    rows = []
-    for spec, members in groups.items():
-        finals = np.array([m.history["val_accuracy"][-1] if m.diverged_epoch is None else np.nan for m in members])
-        losses = np.array([m.history["val_loss"][-1] if m.diverged_epoch is None else np.nan for m in members])
-        ok = ~np.isnan(finals)
-        rows.append(
-            {
-                "initializer": spec,
-                "runs": len(members),
-                "diverged": int((~ok).sum()),
-                "val_accuracy_mean": float(finals[ok].mean()) if ok.any() else None,
-                "val_accuracy_std": float(finals[ok].std(ddof=1)) if ok.sum() > 1 else None,
-                "val_loss_mean": float(losses[ok].mean()) if ok.any() else None,
-            }
-        )
-    return sorted(rows, key=lambda r: -(r["val_accuracy_mean"] if r["val_accuracy_mean"] is not None else -1))
-
-
-def training_seconds(results: list[Any]) -> float:
-    """Seconds spent training ``results``, each ensemble (chunk) counted once.
-
-    Every result of an ensemble carries the ensemble's ``train_s`` and its ``ensemble_size``.
-    """
-    return sum(r.timings["train_s"] / r.timings.get("ensemble_size", 1) for r in results)
-
-
 def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
+    from initlab.analysis.summary import summarize, training_seconds
     from initlab.data import load
     from initlab.training.ensembles import train_many
 

@@ -37,7 +37,6 @@ import dataclasses
 import functools
 import itertools
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from initlab.training.config import TrainConfig
+from initlab.checks import parse_seeds
 from initlab.errors import InitlabError, unknown
 
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
@@ -57,7 +57,6 @@ _FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 _INT_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig) if field.type == "int")
 _LIST_FIELDS = ("hidden_units", "layer_kernel_initializers", "init_rules")
 _TOP_LEVEL = ("name", "base", "grid", "zip")
-_SEED_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -87,13 +86,6 @@ def _convert(key: str, value: Any) -> Any:
     if key not in _INT_FIELDS and not isinstance(value, str):
         raise InitlabError(f"must be a string, got {value!r}")
     return value
-
-
-def _seed_range(text: str) -> list[int]:
-    match = _SEED_RANGE.fullmatch(text)
-    if not match or int(match[1]) > int(match[2]):
-        raise InitlabError(f'a seed range must read "first-last" with first <= last, such as "0-4", got {text!r}')
-    return list(range(int(match[1]), int(match[2]) + 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +193,7 @@ def _parse(data: dict[str, Any], source: Path) -> Sweep:
     def value_list(where: str, key: str, values: Any) -> list[Any]:
         if where == "[grid]" and key == "seed" and isinstance(values, str):
             try:
-                values = _seed_range(values)
+                values = parse_seeds(values, name="a seed range")
             except InitlabError as error:
                 raise InitlabError(f"{source}: {where} '{key}': {error}") from None
         if not isinstance(values, list) or not values:

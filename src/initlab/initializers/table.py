@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from initlab.checks import positive_int
 from initlab.errors import InitlabError
 from initlab.initializers import initializers
 
@@ -43,8 +44,7 @@ def compare_table(fan_in: int, fan_out: int) -> list[dict[str, Any]]:
         InitlabError: a fan that is not a positive integer.
     """
     for label, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
-        if not isinstance(fan, int) or isinstance(fan, bool) or fan <= 0:
-            raise InitlabError(f"compare table: {label} must be a positive integer, got {fan!r}")
+        positive_int(f"compare table: {label}", fan)
     rows = []
     for entry in initializers:
         row: dict[str, Any] = {"name": entry.name, "framework": framework_of(entry.name)}

@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from initlab._lazy import jax, jnp
+from initlab.checks import positive_int
 from initlab.errors import InitlabError
+from initlab.measure.histograms import histogram
 from initlab.nn.flax_model import FlaxModel, flat_params
 
 STATISTICS = (
@@ -123,24 +125,6 @@ def histogram_edges(model: FlaxModel, config: ProbeConfig) -> dict[str, np.ndarr
     return {kind: e.astype(np.float32) for kind, e in edges.items()}
 
 
-def _histogram(values: Any, edges: np.ndarray, to_uniform: Callable[[Any], Any] | None = None) -> Any:
-    """Counts on fixed ``edges``, outside values in the end bins, NaNs dropped.
-
-    ``to_uniform`` maps the edges (monotonically) to evenly spaced points, so that each value's
-    bin is computed, not searched: the guess is then corrected by comparing the value with the
-    float32 edges themselves, so bins are exactly ``[edges[i], edges[i+1])``.
-    """
-    values = values.reshape(-1)
-    bins = len(edges) - 1
-    transform = to_uniform or (lambda v: v)
-    low, high = (transform(jnp.float32(edge)) for edge in (edges[0], edges[-1]))
-    guess = jnp.floor((transform(values) - low) * (bins / (high - low)))
-    index = jnp.clip(jnp.nan_to_num(guess, nan=0.0), 0, bins - 1).astype(jnp.int32)
-    bounds = jnp.asarray(edges)
-    index = jnp.clip(index - (values < bounds[index]) + (values >= bounds[index + 1]), 0, bins - 1)
-    return jnp.bincount(index, weights=(~jnp.isnan(values)).astype(jnp.int32), length=bins)
-
-
 def _symlog(threshold: float) -> Callable[[Any], Any]:
     """``sign(g) * log10(1 + |g| / threshold)``: the backprop histogram's evenly spaced scale."""
     return lambda g: jnp.sign(g) * jnp.log1p(jnp.abs(g) / threshold) / math.log(10.0)
@@ -218,7 +202,7 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
                 previous = taps.kernel(previous_params, index)
                 rows["update_ratio"].append(_frobenius(taps.kernel(params, index) - previous) / _frobenius(previous))
             for kind, values in zip(HISTOGRAMS, (a, z, g)):
-                hists[kind].append(_histogram(values, edges[kind][index], to_uniform.get(kind)))
+                hists[kind].append(histogram(values, edges[kind][index], to_uniform.get(kind)))
         stats = {name: jnp.stack([jnp.asarray(v, jnp.float32) for v in values]) for name, values in rows.items()}
         for kind in HISTOGRAMS:
             stats[f"{kind}_hist"] = jnp.stack(hists[kind])
@@ -263,8 +247,7 @@ def probe_batch(dataset: Any, size: int = 1000) -> tuple[np.ndarray, np.ndarray]
 
     The same samples every epoch, so that probes differ only because the parameters did.
     """
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise InitlabError(f"probe batch size must be a positive integer, got {size!r}")
+    positive_int("probe batch size", size)
     x = dataset.x_test[:size].astype(np.float32) / np.float32(dataset.scale)
     return x, np.asarray(dataset.y_test[:size], np.float32)
 

@@ -29,7 +29,9 @@ from initlab.nn import losses
 from initlab import data as data_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
+from initlab.checks import positive_int
 from initlab.errors import InitlabError
+from initlab.measure import histograms
 from initlab.nn.models import MLP, DenseLayer, layer_name
 from initlab.mean_field.theory import jsonable, variance_map
 
@@ -108,8 +110,7 @@ class PropagationResult:
 
 def _positive(**values: Any) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
 
 
 def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
@@ -121,18 +122,6 @@ def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
 def _hidden_layers(initializer: str, depth: int, width: int, activation: str, bias_initializer: str) -> tuple[DenseLayer, ...]:
     return tuple(DenseLayer(units=width, activation=activation, kernel_initializer=initializer,
                             bias_initializer=bias_initializer) for _ in range(depth))
-
-
-def _histograms(values: Any, low: Any, high: Any, bins: int) -> dict[str, Any]:
-    """Counts of each layer's values ``(layers, ...)`` on ``bins`` equal bins over ``[low, high]``.
-
-    One ``bincount`` for all layers; values beyond the range land in the end bins.
-    """
-    high = jnp.where(high > low, high, low + 1.0)
-    index = jnp.clip(jnp.floor((values - low) / (high - low) * bins), 0, bins - 1).astype(jnp.int32)
-    index = index + bins * jnp.arange(values.shape[0]).reshape(-1, *[1] * (values.ndim - 1))
-    counts = jnp.bincount(index.ravel(), length=bins * values.shape[0]).reshape(values.shape[0], bins)
-    return {"edges": jnp.linspace(low, high, bins + 1), "counts": counts}
 
 
 def propagate(
@@ -219,9 +208,9 @@ def propagate(
         if thresholds is not None:
             stats["saturation_fraction"] = jnp.mean((hs < thresholds[0]) | (hs > thresholds[1]), axis=(1, 2))
         default_range = act.output_range if act.bounded else (hs.min(), hs.max())
-        stats["activation_histogram"] = _histograms(hs, *(activation_range or default_range), bins)
+        stats["activation_histogram"] = histograms.on_range(hs, *(activation_range or default_range), bins)
         bound = jnp.abs(deltas).max()
-        stats["gradient_histogram"] = _histograms(deltas, *(gradient_range or (-bound, bound)), bins)
+        stats["gradient_histogram"] = histograms.on_range(deltas, *(gradient_range or (-bound, bound)), bins)
         return stats
 
     runs = []

@@ -21,6 +21,7 @@ from initlab import initializers
 from initlab.nn import activations
 from initlab import data as data_module
 from initlab._lazy import jax, jnp
+from initlab.checks import positive_int
 from initlab.errors import InitlabError
 from initlab.nn.models import MLP, DenseLayer, layer_name
 
@@ -115,8 +116,7 @@ def saturation(
         >>> result.saturation_fraction, result.predicted_saturation_fraction
     """
     for name, value in (("units", units), ("input_dim", input_dim), ("draws", draws), ("bins", bins)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InitlabError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     kernel_init = initializers.build(initializer)
     bias_init = initializers.build(bias_initializer)
     act = activations.build(activation)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from initlab.checks import positive_int
 from initlab.errors import InitlabError
 from initlab.initializers import build as build_initializer
 from initlab.initializers.torch import bind_fan_in
@@ -51,8 +52,7 @@ class DenseLayer:
     bias_initializer: str = "zeros"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units <= 0:
-            raise InitlabError(f"layer units must be a positive integer, got {self.units!r}")
+        positive_int("layer units", self.units)
         # Parse now, so that a bad spec fails before any work is done.
         activations_module.activations.resolve(self.activation)
         build_initializer(self.kernel_initializer)
@@ -117,8 +117,7 @@ class MLP(FlaxModel):
     layers: tuple[DenseLayer, ...]
 
     def __init__(self, *, input_dim: int, layers: tuple[DenseLayer, ...]) -> None:
-        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim <= 0:
-            raise InitlabError(f"input size must be a positive integer, got {input_dim!r}")
+        positive_int("input size", input_dim)
         layers = tuple(layers)
         if not layers:
             raise InitlabError("an MLP needs at least one layer")

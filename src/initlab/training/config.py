@@ -18,14 +18,10 @@ from initlab.nn import losses
 from initlab.nn import optimizers
 from initlab.data import datasets
 from initlab.accel.sparse_dense import MATMULS
+from initlab.checks import positive_int
 from initlab.errors import InitlabError, unknown
 from initlab.nn import init_rules
 from initlab.nn.models import MLP, DenseLayer, layer_name
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InitlabError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,10 +93,10 @@ class TrainConfig:
                 raise InitlabError(f"layer_kernel_initializers expects (layer number, spec) pairs, got {pair!r}")
         object.__setattr__(self, "layer_kernel_initializers", pairs)
         for units in self.hidden_units:
-            _positive_int("hidden layer size", units)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("epochs", self.epochs)
-        _positive_int("probe_size", self.probe_size)
+            positive_int("hidden layer size", units)
+        positive_int("batch_size", self.batch_size)
+        positive_int("epochs", self.epochs)
+        positive_int("probe_size", self.probe_size)
         if not isinstance(self.probe_every, int) or isinstance(self.probe_every, bool) or self.probe_every < 0:
             raise InitlabError(f"probe_every must be a non-negative integer (0: no probes), got {self.probe_every!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:

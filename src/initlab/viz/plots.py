@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from initlab.errors import InitlabError
+
 
 def _axes(ax: Any) -> tuple[Any, Any]:
     import matplotlib.pyplot as plt
@@ -22,14 +24,27 @@ def _axes(ax: Any) -> tuple[Any, Any]:
     return ax.figure, ax
 
 
-def save(figure: Any, path: str | Path) -> Path:
-    """Write ``figure`` to ``path`` (PNG, SVG or PDF by extension) and close it."""
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def save(figure: Any, path: str | Path, *, dpi: int = 150, close: bool = True) -> Path:
+    """Write ``figure`` to ``path``, PNG, SVG or PDF by its extension, and close it unless asked not to.
+
+    The one figure writer of initlab (commands, the report, the main job).
+
+    Raises:
+        InitlabError: an extension other than .png, .svg or .pdf.
+    """
     import matplotlib.pyplot as plt
 
     path = Path(path)
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in FIGURE_FORMATS:
+        raise InitlabError(f"cannot write a figure as '{path.suffix or path.name}': use .png, .svg or .pdf")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=150)
-    plt.close(figure)
+    figure.savefig(path, format=extension, dpi=dpi, bbox_inches="tight", facecolor="white")
+    if close:
+        plt.close(figure)
     return path
 
 

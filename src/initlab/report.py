@@ -23,17 +23,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from initlab.analysis.results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
+from initlab.analysis.summary import SummaryTable
 from initlab.errors import InitlabError
-from initlab.viz.plots import save
-from initlab.viz.style import style
 from initlab.viz.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
 )
-from initlab.analysis.results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
-from initlab.analysis.summary import SummaryTable
+from initlab.viz.plots import save
+from initlab.viz.style import style
 
 _FRACTIONS = (
     (

@@ -15,8 +15,8 @@ from same_training import assert_same_history, assert_same_params
 
 import initlab
 from initlab.accel import sparse_dense
-from initlab.training.config import TrainConfig
 from initlab.data import Dataset
+from initlab.training.config import TrainConfig
 from initlab.training.ensembles import train_ensemble
 
 jax = pytest.importorskip("jax")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from initlab.errors import InitlabError
 from initlab.analysis.results import (
     PALETTE,
     Band,
@@ -16,6 +15,7 @@ from initlab.analysis.results import (
     layer_sort_key,
     theory_by_label,
 )
+from initlab.errors import InitlabError
 
 
 def test_band_is_mean_and_sample_std_over_seeds_at_each_epoch() -> None:

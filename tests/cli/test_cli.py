@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_data
 from typer.testing import CliRunner
 
 import initlab
 from initlab.cli import FAMILIES, app
-import synthetic_data
 
 EPOCHS = 2
 TRAIN_SIZE, TEST_SIZE = 512, 128

@@ -25,13 +25,13 @@ import pytest
 from same_training import assert_same_history
 from typer.testing import CliRunner
 
-from initlab.experiments import executors
 from initlab.cli import app
-from initlab.training.config import TrainConfig
-from initlab.training.ensembles import train_ensemble
 from initlab.errors import InitlabError
+from initlab.experiments import executors
 from initlab.experiments.executors import plan_chunks, run_configs
 from initlab.experiments.store import Store
+from initlab.training.config import TrainConfig
+from initlab.training.ensembles import train_ensemble
 from initlab.training.loop import HISTORY_KEYS
 
 EPOCHS = 3

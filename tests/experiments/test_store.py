@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import initlab.experiments.store as store_module
-from initlab.training.config import TrainConfig
 from initlab.errors import InitlabError
 from initlab.experiments.store import SCHEMA_VERSION, Store, library_versions
+from initlab.training.config import TrainConfig
 
 EPOCHS = 5
 KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from initlab.training.config import TrainConfig
 from initlab.errors import InitlabError
 from initlab.experiments.sweeps import Sweep, group, group_key, load_sweep
+from initlab.training.config import TrainConfig
 
 EXAMPLE = """
 name = "initializers"

@@ -18,11 +18,11 @@ import sys
 import numpy as np
 import pytest
 
+from initlab.errors import InitlabError
+from initlab.initializers import build, initializers
 from initlab.initializers import flax as flax_initializers
 from initlab.initializers import torch as torch_initializers  # noqa: F401 (registers the torch.* and flax.* entries)
-from initlab.errors import InitlabError
 from initlab.initializers.table import COLUMNS, compare_table, framework_of
-from initlab.initializers import build, initializers
 from initlab.initializers.torch import NONLINEARITIES, bind_fan_in, calculate_gain, torch_fans, truncated_normal_moments
 
 SHAPES = [(784, 64), (64, 10), (300, 500)]

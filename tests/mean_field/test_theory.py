@@ -15,9 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from initlab.nn.activations import activations
 from initlab.errors import InitlabError
-from initlab.viz.signal import PhaseDiagramDisplay, VarianceDepthDisplay
 from initlab.mean_field.theory import (
     TheoryResult,
     analyze,
@@ -29,6 +27,8 @@ from initlab.mean_field.theory import (
     variance_map,
     variance_trajectory,
 )
+from initlab.nn.activations import activations
+from initlab.viz.signal import PhaseDiagramDisplay, VarianceDepthDisplay
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 

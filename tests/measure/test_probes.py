@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from numpy_reference import sigmoid, softmax
 
-from initlab.nn import losses
 from initlab.data import Dataset
 from initlab.errors import InitlabError
-from initlab.nn.models import MLP, DenseLayer, layer_name, layer_params
 from initlab.measure.probes import (
     HISTOGRAMS,
     STATISTICS,
@@ -23,6 +21,8 @@ from initlab.measure.probes import (
     probe_batch,
     tidy_rows,
 )
+from initlab.nn import losses
+from initlab.nn.models import MLP, DenseLayer, layer_name, layer_params
 
 BATCH = 400
 

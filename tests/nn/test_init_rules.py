@@ -114,6 +114,8 @@ def test_the_torch_preset_draws_what_torch_nn_linear_draws():
             se_std = bound / math.sqrt(3) / math.sqrt(2 * n) * 2  # std of a sample std of U(-b, b), x2 for the difference
             assert abs(std - t_std) < 4 * se_std + 1e-9
             assert abs(std - bound / math.sqrt(3)) < 4 * se_std
+            se_mean = bound / math.sqrt(3) / math.sqrt(n)
+            assert abs(mean) < 4 * se_mean and abs(t_mean) < 4 * se_mean
 
 
 def test_the_flax_preset_draws_what_flax_linen_dense_draws():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-
 import os
+
 import numpy as np
 import pytest
 

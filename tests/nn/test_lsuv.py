@@ -12,14 +12,13 @@ import functools
 import numpy as np
 import pytest
 
-from initlab.nn import losses
-from initlab.nn import optimizers
-from initlab.training import loop as training
 from initlab.data import load
 from initlab.errors import InitlabError
 from initlab.initializers import build, initializers
+from initlab.nn import losses, optimizers
 from initlab.nn.lsuv import LSUVInitializer, init_for_training, initialize, lsuv_batch
 from initlab.nn.models import MLP, DenseLayer, layer_params
+from initlab.training import loop as training
 
 DEPTH = 10
 INIT_BATCH = 512

@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab.training.config import TrainConfig
+from initlab.analysis.results import Results, configuration_labels
+from initlab.analysis.summary import SummaryTable
 from initlab.errors import InitlabError
+from initlab.experiments.store import Store
+from initlab.report import build_report, write_figure
+from initlab.training.config import TrainConfig
 from initlab.viz.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
     SaturationOverEpochsDisplay,
     SeedBandCurvesDisplay,
 )
-from initlab.report import build_report, write_figure
-from initlab.analysis.results import Results, configuration_labels
-from initlab.experiments.store import Store
-from initlab.analysis.summary import SummaryTable
 
 EPOCHS = 4
 SEEDS = (0, 1, 2)

@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 
 import initlab
 from initlab.cli import app, parse_seeds
-from initlab.training.config import TrainConfig
 from initlab.data import Dataset
+from initlab.errors import InitlabError
+from initlab.training.config import TrainConfig
 from initlab.training.ensembles import (
     chunk_size,
     compatibility_key,
@@ -29,7 +30,6 @@ from initlab.training.ensembles import (
     train_ensemble,
     train_many,
 )
-from initlab.errors import InitlabError
 from initlab.training.loop import HISTORY_KEYS, epoch_order
 
 

@@ -21,13 +21,12 @@ import pytest
 from numpy_reference import sigmoid, softmax
 
 import initlab
-from initlab.nn import losses
-from initlab.nn import optimizers
-from initlab.training import loop as training
-from initlab.training.config import TrainConfig
-from initlab.nn.models import layer_params
 from initlab.data import Dataset
 from initlab.errors import InitlabError
+from initlab.nn import losses, optimizers
+from initlab.nn.models import layer_params
+from initlab.training import loop as training
+from initlab.training.config import TrainConfig
 
 KERAS_REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "keras_reference_seeds0-9.jsonl"
 KERAS_EPSILON = 1e-7

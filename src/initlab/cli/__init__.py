@@ -7,10 +7,12 @@ without importing JAX. A user's mistake ends in one line on stderr and exit stat
 from __future__ import annotations
 
 # Each module registers its commands; this order is the order of ``initlab --help``.
+# isort: off
 from initlab.cli import basics  # noqa: F401
 from initlab.cli import stores  # noqa: F401
 from initlab.cli import inspection  # noqa: F401
 from initlab.cli import results  # noqa: F401
+# isort: on
 from initlab.cli._app import app, parse_seeds
 from initlab.cli.basics import FAMILIES
 

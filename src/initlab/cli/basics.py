@@ -10,9 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli._app import app, configure_process, console, emit_json, err_console, parse_seeds, progress_bar, user_errors
+from initlab.cli._app import (
+    app,
+    configure_process,
+    console,
+    emit_json,
+    err_console,
+    parse_seeds,
+    progress_bar,
+    user_errors,
+)
 from initlab.errors import InitlabError
-
 
 FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets", "models")
 

@@ -48,8 +48,8 @@ def plot(
     histogram: Annotated[str, typer.Option(help="histograms: activation, preactivation or backprop.")] = "activation",
 ) -> None:
     """Write one figure of a store's results (figures read results only; nothing is re-run)."""
-    from initlab.viz import figures
     from initlab.report import write_figure
+    from initlab.viz import figures
 
     if kind not in PLOTS:
         from initlab.errors import unknown

@@ -37,8 +37,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from initlab import __version__
-from initlab.runtime import cache_dir
 from initlab.errors import InitlabError, unknown
+from initlab.runtime import cache_dir
 
 OFFLINE_ENV = "INITLAB_OFFLINE"
 MIRROR_ENV = "INITLAB_MIRROR"

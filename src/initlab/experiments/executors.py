@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab.training.config import TrainConfig
-from initlab.training.ensembles import plan_chunks
 from initlab.errors import InitlabError, unknown
 from initlab.experiments.store import Store, library_versions
+from initlab.training.config import TrainConfig
+from initlab.training.ensembles import plan_chunks
 
 EXECUTORS = ("local", "ray")
 

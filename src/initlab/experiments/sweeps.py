@@ -47,9 +47,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from initlab.training.config import TrainConfig
 from initlab.checks import parse_seeds
 from initlab.errors import InitlabError, unknown
+from initlab.training.config import TrainConfig
 
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
 

@@ -18,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
-from initlab.initializers import keras, torch, flax, lsuv  # noqa: F401  (registration order)
+# isort: off
+from initlab.initializers import keras, torch, flax, lsuv  # noqa: F401  (registration order: keep it)
+# isort: on
 from initlab.initializers.base import (
     TRUNCATED_NORMAL_STD,
     Initializer,

@@ -22,7 +22,7 @@ import dataclasses
 import math
 
 from initlab._lazy import jax
-from initlab.errors import InitlabError, unknown
+from initlab.errors import unknown
 from initlab.initializers.base import (
     TRUNCATED_NORMAL_STD,
     Initializer,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from initlab._lazy import jax, jnp
-from initlab.errors import InitlabError, unknown
+from initlab.errors import unknown
 from initlab.initializers.base import TRUNCATED_NORMAL_STD, Initializer, Law, Shape, check, compute_fans, initializers
 
 

@@ -18,9 +18,9 @@ from typing import Any, Union
 import numpy as np
 from numpy.polynomial.legendre import leggauss
 
-from initlab.nn import activations as _activations
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
+from initlab.nn import activations as _activations
 
 ActivationLike = Union[str, "_activations.Activation", Callable[[Any], Any]]
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from initlab import initializers as _initializers
+from initlab.errors import InitlabError
 from initlab.mean_field._numerics import (
     ActivationLike,
     Phi,
@@ -46,7 +47,6 @@ from initlab.mean_field._numerics import (
     pair_moments,
     resolve,
 )
-from initlab.errors import InitlabError
 
 _Q_LIMIT = 1e30  # where quantities at "q* = inf" are evaluated, as the limit q -> inf
 _Q_GRID = np.geomspace(1e-10, 1e14, 97)  # brackets q*

@@ -24,16 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from initlab.nn import activations
-from initlab.nn import losses
 from initlab import data as data_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
 from initlab.checks import positive_int
 from initlab.errors import InitlabError
-from initlab.measure import histograms
-from initlab.nn.models import MLP, DenseLayer, layer_name
 from initlab.mean_field.theory import jsonable, variance_map
+from initlab.measure import histograms
+from initlab.nn import activations, losses
+from initlab.nn.models import MLP, DenseLayer, layer_name
 
 
 @dataclass

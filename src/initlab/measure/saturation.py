@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from initlab import initializers
-from initlab.nn import activations
 from initlab import data as data_module
+from initlab import initializers
 from initlab._lazy import jax, jnp
 from initlab.checks import positive_int
 from initlab.errors import InitlabError
+from initlab.nn import activations
 from initlab.nn.models import MLP, DenseLayer, layer_name
 
 

@@ -26,8 +26,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from initlab._lazy import jax, jnp

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from initlab._lazy import jax
 from initlab.checks import positive_int
 from initlab.errors import InitlabError
 from initlab.initializers import build as build_initializer
 from initlab.initializers.torch import bind_fan_in
 from initlab.nn import activations as activations_module
 from initlab.nn.flax_model import FlaxModel, LayerOutputs
-from initlab._lazy import jax
 
 Params = dict[str, dict[str, Any]]
 """An MLP's parameters: ``{"Dense_0": {"kernel": (in, out), "bias": (out,)}, ...}``."""

@@ -13,14 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from initlab import initializers
-from initlab.nn import activations
-from initlab.nn import losses
-from initlab.nn import optimizers
-from initlab.data import datasets
 from initlab.accel.sparse_dense import MATMULS
 from initlab.checks import positive_int
+from initlab.data import datasets
 from initlab.errors import InitlabError, unknown
-from initlab.nn import init_rules
+from initlab.nn import activations, init_rules, losses, optimizers
 from initlab.nn.models import MLP, DenseLayer, layer_name
 
 

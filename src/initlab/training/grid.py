@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from initlab import runtime
-from initlab._lazy import jax, jnp
+from initlab._lazy import jax
 from initlab.nn import optimizers
 from initlab.training.config import TrainConfig
-
 
 # Fields in which models of one ensemble may differ.
 FREE_FIELDS = (

@@ -25,13 +25,13 @@ from initlab import data as data_module
 from initlab import runtime
 from initlab._lazy import jax, jnp
 from initlab.accel import sparse_dense
+from initlab.data import epoch_order
 from initlab.errors import InitlabError
 from initlab.nn import init_rules, losses, optimizers
 from initlab.nn.flax_model import as_model
 from initlab.nn.lsuv import init_for_training
 from initlab.training.config import TrainConfig
 from initlab.training.grid import _devices, compatibility_key, layout, stack
-from initlab.data import epoch_order
 from initlab.training.loop import HISTORY_KEYS, EpochCallback, Probing, TrainResult, init_key, make_epoch
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]

@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from initlab.errors import InitlabError, unknown
-from initlab.viz.style import legend, mpl_text, panels, percent_axis, style
 from initlab.analysis.results import (  # noqa: F401  (Results, Band, PALETTE... stay importable from here)
     HISTOGRAM_KINDS,
     PALETTE,
@@ -36,7 +34,9 @@ from initlab.analysis.results import (  # noqa: F401  (Results, Band, PALETTE...
     layer_sort_key,
     theory_by_label,
 )
+from initlab.errors import InitlabError, unknown
 from initlab.experiments.store import Store
+from initlab.viz.style import legend, mpl_text, panels, percent_axis, style
 
 LEARNING_METRICS = ("loss", "accuracy")
 _AXIS_LABELS = {

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from initlab.mean_field import theory as mean_field
 from initlab.errors import InitlabError
-from initlab.viz.plots import _axes
+from initlab.mean_field import theory as mean_field
 from initlab.measure.propagation import IsometryResult, PropagationResult
+from initlab.viz.plots import _axes
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from initlab.errors import InitlabError
 from initlab.analysis.results import PALETTE
+from initlab.errors import InitlabError
 
 _RC = {
     "font.size": 9,

@@ -70,6 +70,17 @@ def measure(kind: str, src: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="the src/ folder of the older initlab")
@@ -94,7 +105,7 @@ def main() -> None:
         print(f"{kind:8s} new/old median: {ratio:.3f}; same val_accuracy: "
               f"{results[kind]['old_accuracy'] == results[kind]['new_accuracy']}")
     if args.json:
-        payload = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "results": results}
+        payload = {"machine": _cpu_name(), "cpus": os.cpu_count(), "results": results}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
 

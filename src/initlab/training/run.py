@@ -14,6 +14,7 @@ may sum in another order); ``tests/training/test_ensembles.py`` bounds it for sh
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from initlab.data import epoch_order
 from initlab.errors import InitlabError
 from initlab.nn import init_rules, losses, optimizers
 from initlab.nn.flax_model import as_model
+from initlab.nn.lsuv import batch_size as lsuv_batch_size
 from initlab.nn.lsuv import init_for_training
 from initlab.training.config import TrainConfig
 from initlab.training.grid import _devices, compatibility_key, layout, stack
@@ -238,12 +240,22 @@ def _over_grid(fn: Callable, grid: Any, shared: int, *, ordered: bool = True) ->
     return jax.vmap(row, in_axes=(*grid_axes, *(None,) * shared))
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_init(mlp: Any) -> Callable[[Any], Any]:
+    return jax.jit(mlp.init)
+
+
 def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset) -> tuple[Any, dict[str, str]]:
     """One run's initial parameters and the initializer of each: the config's MLP (LSUV where it asks),
     or a user's module with what its preset and rules redraw."""
     key = init_key(config.seed)
     if model is None:
         mlp = config.model(dataset.input_dim, dataset.classes)
+        if lsuv_batch_size(mlp) is None and runtime.ensure_configured().compilation_cache is not None:
+            # With the disk cache on, drawing the parameters is one compiled program, loaded from the
+            # cache by later processes (~0.1 s) instead of ~10 small eager ones compiled anew (~0.3 s).
+            # Without it, eager draws are cheaper for one process. The same draws either way.
+            return _compiled_init(mlp)(key), config.parameter_initializers()
         return init_for_training(mlp, key, dataset, config.seed)[0], config.parameter_initializers()
     rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(
         init_rules.parse(text) for text in config.init_rules

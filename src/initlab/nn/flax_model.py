@@ -32,6 +32,9 @@ from typing import Any, NamedTuple
 
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError
+from initlab.initializers import build, compute_fans, initializers
+from initlab.initializers.torch import bind_fan_in
+from initlab.nn.init_rules import resolve
 
 
 def _linen() -> Any:
@@ -136,10 +139,6 @@ class FlaxModel:
             ``(params, origins)``: ``origins[path]`` is the canonical spec that drew it, or
             ``"module"`` where the module's own initializer did.
         """
-        from initlab.initializers import build, compute_fans, initializers
-        from initlab.initializers.torch import bind_fan_in
-        from initlab.nn.init_rules import resolve
-
         params = self.init(key)
         flat = _flatten(params)
         specs = resolve(list(flat), list(rules), self.layer_paths()) if rules else dict.fromkeys(flat)

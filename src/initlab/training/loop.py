@@ -23,6 +23,7 @@ import numpy as np
 from initlab import data as data_module
 from initlab._lazy import jax, jnp, lax, optax
 from initlab.data import epoch_order  # noqa: F401  (the epoch's order, beside the epoch)
+from initlab.nn.flax_model import FlaxModel
 from initlab.nn.models import MLP, Params
 from initlab.training.config import TrainConfig
 
@@ -170,7 +171,7 @@ class Probing:
     batch: tuple[Any, ...] = ()
 
     @classmethod
-    def create(cls, config: TrainConfig, mlp: MLP, loss: Callable, dataset: data_module.Dataset) -> Probing:
+    def create(cls, config: TrainConfig, mlp: FlaxModel, loss: Callable, dataset: data_module.Dataset) -> Probing:
         if not config.probe_every:
             return cls()
         from initlab.measure.probes import make_probe, probe_batch

@@ -250,6 +250,7 @@ def train(
     matmul: Annotated[
         str,
         typer.Option(
+            metavar="auto|xla|sparse",
             help="First layer's product: auto (initlab's sparse-input kernels on mostly-zero inputs), xla, sparse.",
         ),
     ] = "auto",

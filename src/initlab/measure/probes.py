@@ -156,17 +156,22 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
     edges = histogram_edges(model, config)
     to_uniform = {"backprop": _symlog(config.backprop_threshold)}
     nan = float("nan")
-    taps = _taps(model)
+    paths = model.layer_paths()
+
+    def kernel(params: Any, index: int) -> Any:
+        return flat_params(params)[f"{paths[index]}/kernel"]
 
     def probe(params: Any, x: Any, y: Any, previous_params: Any | None = None) -> dict[str, Any]:
         def objective(params, perturbations):
-            output, preactivations, activations = taps.forward(params, x, perturbations)
-            return jnp.mean(loss(y, output)), (preactivations, activations)
+            # The model's taps: zero perturbations of every pre-activation, whose gradient is dL/dz.
+            output, layers = model.apply_with_intermediates(params, x, perturbations)
+            return jnp.mean(loss(y, output)), ([layer.preactivation for layer in layers], [layer.activation for layer in layers])
 
-        (params_grad, backprop), (preactivations, activations) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
-            params, taps.zeros(params, x)
-        )
-        backprop = taps.per_layer(backprop)
+        (params_grad, perturbation_grads), (preactivations, activations) = jax.grad(
+            objective, argnums=(0, 1), has_aux=True
+        )(params, model.zero_perturbations(params, x.shape[0]))
+        flat_grads = flat_params(perturbation_grads)
+        backprop = [flat_grads[f"{path}/preactivation"] for path in paths]
         rows: dict[str, list[Any]] = {name: [] for name in STATISTICS}
         hists: dict[str, list[Any]] = {kind: [] for kind in HISTOGRAMS}
         for index, (fn, z, a, g) in enumerate(zip(functions, preactivations, activations, backprop)):
@@ -193,14 +198,14 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
             rows["dead_fraction"].append(jnp.mean(jnp.all(zero, axis=0)) if dead else jnp.float32(nan))
             rows["zero_fraction"].append(jnp.mean(zero))
             rows["backprop_variance"].append(jnp.var(g))
-            kernel_grad = taps.kernel(params_grad, index)
+            kernel_grad = kernel(params_grad, index)
             rows["weight_grad_variance"].append(jnp.var(kernel_grad))
             rows["weight_grad_norm"].append(_frobenius(kernel_grad))
             if previous_params is None:
                 rows["update_ratio"].append(jnp.float32(nan))
             else:
-                previous = taps.kernel(previous_params, index)
-                rows["update_ratio"].append(_frobenius(taps.kernel(params, index) - previous) / _frobenius(previous))
+                previous = kernel(previous_params, index)
+                rows["update_ratio"].append(_frobenius(kernel(params, index) - previous) / _frobenius(previous))
             for kind, values in zip(HISTOGRAMS, (a, z, g)):
                 hists[kind].append(histogram(values, edges[kind][index], to_uniform.get(kind)))
         stats = {name: jnp.stack([jnp.asarray(v, jnp.float32) for v in values]) for name, values in rows.items()}
@@ -210,36 +215,6 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
         return stats
 
     return probe
-
-
-@dataclass(frozen=True)
-class _Taps:
-    """How a probe reaches into a model: its forward pass with zero perturbations of every
-    pre-activation (their gradient is dL/dz), and each layer's kernel."""
-
-    forward: Callable[[Any, Any, Any], tuple[Any, list[Any], list[Any]]]
-    zeros: Callable[[Any, Any], Any]
-    per_layer: Callable[[Any], list[Any]]
-    kernel: Callable[[Any, int], Any]
-
-
-def _taps(model: FlaxModel) -> _Taps:
-    paths = model.layer_paths()
-
-    def forward(params, x, perturbations):
-        output, layers = model.apply_with_intermediates(params, x, perturbations)
-        return output, [layer.preactivation for layer in layers], [layer.activation for layer in layers]
-
-    def per_layer(perturbations):
-        flat = flat_params(perturbations)
-        return [flat[f"{path}/preactivation"] for path in paths]
-
-    return _Taps(
-        forward,
-        lambda params, x: model.zero_perturbations(params, x.shape[0]),
-        per_layer,
-        lambda params, index: flat_params(params)[f"{paths[index]}/kernel"],
-    )
 
 
 def probe_batch(dataset: Any, size: int = 1000) -> tuple[np.ndarray, np.ndarray]:

@@ -93,7 +93,7 @@ def train_ensemble(
     grid = layout(configs, 1 if input_matmul else _devices())
     inits, origins = {}, {}
     for i in sorted(set(grid.flat)):
-        inits[i], origins[i] = _initialize(configs[i], mlp if model is not None else None, dataset)
+        inits[i], origins[i] = _initialize(configs[i], mlp if model is not None else None, dataset, alone=len(configs) == 1)
     params = stack([stack([inits[i] for i in row]) for row in grid.slots])
     # Each model's own optimizer state carries its learning rate; the update rule is shared.
     opt_states = stack(
@@ -245,16 +245,18 @@ def _compiled_init(mlp: Any) -> Callable[[Any], Any]:
     return jax.jit(mlp.init)
 
 
-def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset) -> tuple[Any, dict[str, str]]:
+def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset, *, alone: bool = False) -> tuple[Any, dict[str, str]]:
     """One run's initial parameters and the initializer of each: the config's MLP (LSUV where it asks),
     or a user's module with what its preset and rules redraw."""
     key = init_key(config.seed)
     if model is None:
         mlp = config.model(dataset.input_dim, dataset.classes)
-        if lsuv_batch_size(mlp) is None and runtime.ensure_configured().compilation_cache is not None:
-            # With the disk cache on, drawing the parameters is one compiled program, loaded from the
-            # cache by later processes (~0.1 s) instead of ~10 small eager ones compiled anew (~0.3 s).
-            # Without it, eager draws are cheaper for one process. The same draws either way.
+        if alone and lsuv_batch_size(mlp) is None and runtime.ensure_configured().compilation_cache is not None:
+            # One model with the disk cache on: drawing its parameters is one compiled program, loaded
+            # from the cache by later processes (~0.1 s) instead of ~10 small eager ones compiled anew
+            # (~0.3 s). Without the cache, and in ensembles (whose models of different initializers
+            # would each compile one, while eager ops of one shape are compiled once for all), eager
+            # draws are cheaper. The same draws either way.
             return _compiled_init(mlp)(key), config.parameter_initializers()
         return init_for_training(mlp, key, dataset, config.seed)[0], config.parameter_initializers()
     rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(

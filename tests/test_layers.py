@@ -11,7 +11,7 @@ PACKAGE = Path(initlab.__file__).parent
 
 # Lower layers first; a module may import from its own layer or a lower one.
 LAYERS = [
-    {"errors", "checks", "specs", "registry", "_lazy", "runtime"},
+    {"errors", "checks", "specs", "registry", "_lazy", "runtime", "files"},
     {"initializers", "accel", "data"},
     {"nn", "mean_field"},
     {"measure", "training"},

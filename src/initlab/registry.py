@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from initlab.errors import InitlabError, closest, unknown
+from initlab.errors import InitlabError, closest, shown, unknown
 from initlab.specs import Spec, canonical_key, format_spec, parse_spec
 
 T = TypeVar("T")
@@ -137,7 +137,7 @@ class Registry(Generic[T]):
 
     def resolve(self, spec: str | Spec) -> tuple[Entry[T], dict[str, Any]]:
         """Parse ``spec`` and bind its arguments to the builder: (entry, full keyword arguments)."""
-        text = spec if isinstance(spec, str) else spec.name
+        text = shown(spec if isinstance(spec, str) else spec.name)
         parsed = parse_spec(spec) if isinstance(spec, str) else spec
         entry = self.entry(parsed.name)
         parameters = entry.parameters
@@ -154,7 +154,7 @@ class Registry(Generic[T]):
                 suggestion = f"; did you mean '{hint}'?" if hint else ""
                 valid = ", ".join(names) if names else "none"
                 raise InitlabError(
-                    f"{self.kind} spec '{text}': unknown argument '{key}' for {entry.name}{suggestion} (valid: {valid})"
+                    f"{self.kind} spec '{text}': unknown argument '{shown(key)}' for {entry.name}{suggestion} (valid: {valid})"
                 )
             if key in given:
                 raise InitlabError(f"{self.kind} spec '{text}': argument '{key}' given twice")
@@ -168,7 +168,7 @@ class Registry(Generic[T]):
                 if not ok:
                     raise InitlabError(
                         f"{self.kind} spec '{text}': argument '{name}' of {entry.name} must be "
-                        f"{_type_name(expected)}, got {given[name]!r}"
+                        f"{_type_name(expected)}, got {shown(repr(given[name]))}"
                     )
                 bound[name] = converted
             elif parameter.default is inspect.Parameter.empty:
@@ -179,10 +179,17 @@ class Registry(Generic[T]):
                 bound[name] = parameter.default
         return entry, bound
 
-    def canonical(self, spec: str | Spec) -> str:
-        """The canonical text of ``spec``: registered name with every non-default argument."""
+    def canonical(self, spec: str | Spec, *, always: tuple[str, ...] = ()) -> str:
+        """The canonical text of ``spec``: registered name with every non-default argument.
+
+        Equivalent spellings (``he_normal``, ``HeNormal()``, ``HE_NORMAL``) give the same text.
+        Arguments named in ``always`` are written even at their default (an optimizer's
+        learning rate, which a reader wants to see).
+        """
         entry, kwargs = self.resolve(spec)
-        changed = {k: v for k, v in kwargs.items() if entry.defaults.get(k, inspect.Parameter.empty) != v}
+        changed = {
+            k: v for k, v in kwargs.items() if k in always or entry.defaults.get(k, inspect.Parameter.empty) != v
+        }
         return format_spec(entry.name, changed)
 
     def build(self, spec: str | Spec) -> T:

@@ -3,7 +3,8 @@
 The report is a single file: CSS inline, figures inline as base64 PNG, no external resource,
 so it opens offline and survives being mailed. It reads the store only (never re-runs), shows
 only the sections for which the store holds data, and escapes every text that comes from a
-config, a store or the caller. Conclusions are the caller's words (``notes``), never generated.
+config, a store or the caller. Conclusions are the caller's words (``notes``), or, from
+``initlab reproduce``, generated from the report's own numbers and labelled so.
 
 Example:
     >>> build_report("sweep.sqlite", "report/", title="Glorot vs. He on MNIST",
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -26,6 +28,7 @@ from typing import Any
 from initlab.analysis.results import HISTOGRAM_KINDS, PALETTE, Results, theory_by_label
 from initlab.analysis.summary import SummaryTable
 from initlab.errors import InitlabError
+from initlab.files import read_text, write_text
 from initlab.viz.figures import (
     GradientVarianceByDepthDisplay,
     LayerHistogramGridDisplay,
@@ -49,9 +52,11 @@ _FRACTIONS = (
 )
 _VARIANCES = (
     ("preactivation_variance", "pre-activations z (forward pass)"),
-    ("backprop_variance", "∂L/∂z, the back-propagated gradient"),
+    ("backprop_variance", "∂ℓ/∂z, the back-propagated gradient of each example's own loss"),
     ("weight_grad_variance", "∂L/∂W, the weight gradient"),
 )
+MAX_HISTOGRAM_CONFIGURATIONS = 2
+"""Histogram grids shown per kind (the best and the worst configuration); the rest are one click away."""
 _KIND_NAMES = {"activation": "activations", "preactivation": "pre-activations", "backprop": "back-propagated gradients"}
 _KIND_TEXT = {
     "activation": "activation values (layer outputs)",
@@ -85,12 +90,64 @@ def _png(figure: Any, dpi: int) -> tuple[str, int, int]:
 
 
 def _load_theory(theory: Mapping[Any, Any] | str | Path | None) -> Mapping[Any, Any] | None:
-    if theory is None or isinstance(theory, Mapping):
-        return theory
-    try:
-        return json.loads(Path(theory).read_text())
-    except (OSError, ValueError) as error:
-        raise InitlabError(f"cannot read theory predictions from {theory}: {error}") from None
+    if theory is None:
+        return None
+    source = "theory predictions"
+    if not isinstance(theory, Mapping):
+        source = f"theory file {theory}"
+        try:
+            theory = json.loads(read_text(theory, what="theory file"))
+        except ValueError as error:
+            if isinstance(error, InitlabError):
+                raise
+            raise InitlabError(f"{source} is not valid JSON: {error}") from None
+    shape = '{"run id or label": {"statistic": [value per layer] or {"layer": value}}}'
+    if not isinstance(theory, Mapping) or not all(isinstance(v, Mapping) for v in theory.values()):
+        raise InitlabError(f"{source} must be an object of the form {shape}")
+    for statistics in theory.values():
+        for values in statistics.values():
+            items = values.values() if isinstance(values, Mapping) else values if isinstance(values, list) else None
+            if items is None or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)) for v in items
+            ):
+                raise InitlabError(f"{source}: every prediction must be finite numbers in the form {shape}")
+    return theory
+
+
+def _layer_count(results: Results) -> int:
+    layers = {layer for layer in results.metrics.get("layer", []) if layer}
+    return len(layers)
+
+
+def _curve_groups(results: Results) -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """Panels of learning curves a reader can tell apart: (heading, labels, metrics).
+
+    Configurations that share a loss and an optimizer (they differ in initializers) are one
+    panel, loss and accuracy; the configurations that stand alone with their loss or optimizer
+    (an ablation) are another, accuracy only, so that losses of different kinds never share
+    an axis.
+    """
+    setups: dict[tuple[str, str], list[str]] = {}
+    initializer: dict[str, tuple[str, str]] = {}
+    for run in results.runs:
+        config = run.get("config") or {}
+        label = results.labels.get(run["run_id"])
+        key = (str(config.get("loss")), str(config.get("optimizer")))
+        if label is not None and label not in setups.setdefault(key, []):
+            setups[key].append(label)
+            initializer[label] = (str(config.get("kernel_initializer")), str(config.get("bias_initializer")))
+    groups, alone = [], []
+    for (loss, optimizer), labels in setups.items():
+        if len(labels) > 1 or len(setups) == 1:
+            groups.append((f"{loss}, {optimizer}", labels, ("loss", "accuracy")))
+        else:
+            alone += labels
+    if alone:
+        # With its reference: the configuration of a larger panel that has the same initializers.
+        kinds = {initializer[label] for label in alone}
+        reference = [label for _, labels, _ in groups for label in labels if initializer[label] in kinds]
+        groups.append(("the loss and learning rate varied", [*reference[:1], *alone], ("accuracy",)))
+    return groups
 
 
 def _paragraphs(notes: str | Sequence[str] | None) -> list[str]:
@@ -131,7 +188,16 @@ class _Document:
 
 
 def _fmt_seconds(timings: Mapping[str, Any] | None) -> str:
-    items = [f"{escape(str(k))} {v:.2f}" for k, v in (timings or {}).items() if isinstance(v, (int, float))]
+    """A run's timings: seconds of the ensemble it was trained in (shared), and per model where it helps."""
+    timings = dict(timings or {})
+    size = timings.pop("ensemble_size", None)
+    items = [
+        f"{escape(str(k).removesuffix('_s'))} {v:.2f} s" for k, v in timings.items() if isinstance(v, (int, float))
+    ]
+    if isinstance(size, (int, float)) and size > 1:
+        train = timings.get("train_s")
+        per_model = f" ({train / size:.2f} s per model)" if isinstance(train, (int, float)) else ""
+        items.insert(0, f"one of {int(size)} models trained together{per_model}")
     return "<br>".join(items) or "—"
 
 
@@ -174,10 +240,10 @@ def _runs_section(results: Results) -> str:
             f"<code>{escape(json.dumps(config, sort_keys=True))}</code></td></tr>"
         )
     parts.append(
-        f"<details><summary>All {len(results.runs)} runs: full configuration, seed, status, timings and "
+        f'<details class="runs"><summary>All {len(results.runs)} runs: full configuration, seed, status, timings and '
         'library versions</summary><div class="scroll"><table class="runs"><thead><tr>'
         '<th class="num">run</th><th>configuration</th><th class="num">seed</th><th>status</th>'
-        '<th class="num">epochs</th><th class="num">seconds</th><th>versions and code path</th></tr></thead>'
+        '<th class="num">epochs</th><th>time (of its ensemble)</th><th>versions and code path</th></tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div></details>"
     )
     return "".join(parts)
@@ -190,6 +256,7 @@ def build_report(
     title: str | None = None,
     theory: Mapping[Any, Mapping[str, Any]] | str | Path | None = None,
     notes: str | Sequence[str] | None = None,
+    notes_generated: bool = False,
     histogram_kinds: Iterable[str] = HISTOGRAM_KINDS,
     histogram_epochs: Iterable[int] | None = None,
     dpi: int = 150,
@@ -206,6 +273,8 @@ def build_report(
             (by depth) and ``saturation_fraction``, ``dead_fraction`` (at epoch 0).
         notes: the conclusions, in the caller's words (a string, blank lines between
             paragraphs, or a list of paragraphs); no section when ``None``.
+        notes_generated: the notes were generated from this report's numbers (``initlab
+            reproduce``), and the section says so; otherwise it says they are the author's.
         histogram_kinds: histogram kinds to show (one grid per kind and configuration).
         histogram_epochs: epochs of the histogram grids (default: up to 5, spread evenly).
         dpi: resolution of the inline PNG figures.
@@ -220,6 +289,36 @@ def build_report(
     title = title or f"initlab report: {store_path.name}"
     doc = _Document(dpi)
     labels, shown = results.order, []
+
+    part_a = results.documents.get("part_a")
+    if part_a:
+        from initlab.viz.plots import SaturationPanelDisplay
+
+        rows = "".join(
+            f"<tr><td>{escape(str(row['initializer']))}</td><td>{row['saturation_fraction']:.1%} ± "
+            f"{row['saturation_fraction_se']:.1%}</td><td>{row['predicted_saturation_fraction']:.1%}</td>"
+            f"<td>{escape(str(row.get('prediction', 'approximate')))}</td><td>{row['preactivation_std']:.3g} / "
+            f"{row['predicted_preactivation_std']:.3g}</td></tr>"
+            for row in part_a
+        )
+        first = part_a[0]
+        doc.section(
+            "saturation-at-initialization",
+            "Saturation at initialization",
+            doc.figure(
+                lambda: SaturationPanelDisplay(part_a),
+                f"Outputs of one freshly initialized Dense({first['units']}) {escape(str(first['activation']))} layer "
+                f"on {first['input_dim']} {escape(str(first['inputs']))} inputs, {first['draws']} draws of weights and "
+                f"input per initializer; shaded: the saturated zones (below {first['low']:g}, above {first['high']:g}).",
+                "saturation histograms at initialization",
+            ),
+            '<div class="scroll"><table><thead><tr><th>initializer</th><th>saturated, measured (± s.e.)</th>'
+            "<th>predicted</th><th>prediction</th><th>pre-activation std, measured / predicted</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>",
+            '<p class="note">Predicted: the mass of the Gaussian pre-activation where the activation saturates, '
+            "given each drawn input; exact for Gaussian weights, approximate (central limit) for others.</p>",
+        )
+        shown.append("saturation at initialization, measured and predicted")
 
     if results.runs:
         summary = SummaryTable.from_results(results)
@@ -236,33 +335,36 @@ def build_report(
         shown.append("the final validation accuracy and loss of each configuration")
 
     if any(results.has(name, layer_level=False) for name in ("loss", "accuracy", "val_loss", "val_accuracy")):
-        doc.section(
-            "learning-curves",
-            "Learning curves",
-            doc.figure(
-                lambda: SeedBandCurvesDisplay.from_results(results),
-                "Training (dashed) and validation (solid) loss and accuracy per epoch. Lines: mean over seeds; "
-                "bands: ± one standard deviation; <i>n</i>: seeds. Diverged runs are left out.",
-                "learning curves",
-            ),
-        )
+        body = doc.section("learning-curves", "Learning curves")
+        for heading, group, metrics in _curve_groups(results):
+            what = "loss and accuracy" if "loss" in metrics else "accuracy (losses of different kinds are not compared on one axis)"
+            body.append(
+                doc.figure(
+                    lambda group=group, metrics=metrics: SeedBandCurvesDisplay.from_results(
+                        results, labels=group, metrics=metrics
+                    ),
+                    f"{escape(heading)}: training (dashed) and validation (solid) {what} per epoch. Lines: mean over "
+                    "seeds; bands: ± one standard deviation; <i>n</i>: seeds. Diverged runs are left out.",
+                    f"learning curves, {heading}",
+                )
+            )
         shown.append("learning curves")
 
     for statistic, heading, meaning in _FRACTIONS:
         if results.has(statistic):
-            doc.section(
-                statistic.replace("_", "-"),
-                heading,
-                doc.figure(
-                    lambda statistic=statistic: SaturationOverEpochsDisplay.from_results(
-                        results, statistic, theory=theory
-                    ),
-                    f"{meaning} One panel per layer; epoch 0 is the network at initialization. Lines: mean over "
-                    "seeds; bands: ± one standard deviation; open diamonds: theory, when supplied. Layers without "
-                    "finite values (the measure does not apply) are left out.",
-                    heading.lower(),
-                ),
-            )
+            body = doc.section(statistic.replace("_", "-"), heading)
+            for group_heading, group, _ in _curve_groups(results):
+                body.append(
+                    doc.figure(
+                        lambda statistic=statistic, group=group: SaturationOverEpochsDisplay.from_results(
+                            results, statistic, theory=theory, labels=group
+                        ),
+                        f"{escape(group_heading)}: {meaning} One panel per layer; epoch 0 is the network at "
+                        "initialization. Lines: mean over seeds; bands: ± one standard deviation; open diamonds: "
+                        "theory, when supplied. Layers without finite values (the measure does not apply) are left out.",
+                        f"{heading.lower()}, {group_heading}",
+                    )
+                )
             shown.append(heading.lower())
 
     kinds = [kind for kind in results.histogram_kinds() if kind in set(histogram_kinds)]
@@ -273,23 +375,34 @@ def build_report(
             "seeds, as in Glorot &amp; Bengio (2010): a row per layer, a column per epoch.</p>"
         )
         stored = set(zip(results.histograms["kind"], results.histograms["run_id"]))
+        ranked = [row["label"] for row in SummaryTable.from_results(results).rows] if results.runs else list(labels)
+        # The best and the worst configurations first; the others behind a selector (one per kind).
+        chosen = list(dict.fromkeys([*ranked[:1], *ranked[-1:]]))[:MAX_HISTOGRAM_CONFIGURATIONS]
         for kind in kinds:
-            for label in labels:
-                if not any((kind, run_id) in stored for run_id in results.run_ids(label)):
-                    continue
+            drawn = [label for label in labels if any((kind, r) in stored for r in results.run_ids(label))]
+            figures = {
+                label: doc.figure(
+                    lambda kind=kind, label=label: LayerHistogramGridDisplay.from_results(
+                        results, label, kind, epochs=histogram_epochs
+                    ),
+                    f"Histograms of {_KIND_TEXT.get(kind, escape(kind))} for <i>{escape(label)}</i>; "
+                    "y: fraction of entries per bin.",
+                    f"{kind} histograms of {label}",
+                )
+                for label in [*[c for c in chosen if c in drawn], *[d for d in drawn if d not in chosen]]
+            }
+            shown_here = [label for label in figures if label in chosen] or list(figures)[:1]
+            body.extend(figures[label] for label in shown_here)
+            rest = [label for label in figures if label not in shown_here]
+            if rest:
                 body.append(
-                    doc.figure(
-                        lambda kind=kind, label=label: LayerHistogramGridDisplay.from_results(
-                            results, label, kind, epochs=histogram_epochs
-                        ),
-                        f"Histograms of {_KIND_TEXT.get(kind, escape(kind))} for <i>{escape(label)}</i>; "
-                        "y: fraction of entries per bin.",
-                        f"{kind} histograms of {label}",
-                    )
+                    f"<details><summary>{_KIND_NAMES.get(kind, escape(kind)).capitalize()} of the other "
+                    f"{len(rest)} configuration(s)</summary>{''.join(figures[label] for label in rest)}</details>"
                 )
         shown.append("histograms of " + ", ".join(_KIND_NAMES.get(kind, kind) for kind in kinds))
 
-    variances = [(name, meaning) for name, meaning in _VARIANCES if results.has(name)]
+    # A trend needs three layers at least: a one-hidden-layer network (two layers) is not drawn as one.
+    variances = [(name, meaning) for name, meaning in _VARIANCES if results.has(name) and _layer_count(results) >= 3]
     if variances:
         body = doc.section("variance-by-depth", "Variance by depth")
         for name, meaning in variances:
@@ -309,18 +422,19 @@ def build_report(
         doc.section(
             "conclusions",
             "Conclusions",
-            '<p class="note">Written by the author of this report; not derived automatically.</p>',
+            '<p class="note">Generated by initlab from the numbers in this report: every comparison is a paired '
+            "difference over seeds (runs with one seed share their batches) with its 95% interval; configurations "
+            "whose intervals include 0 are called indistinguishable.</p>"
+            if notes_generated
+            else '<p class="note">Written by the author of this report; not derived automatically.</p>',
             *(f"<p>{escape(p)}</p>" for p in paragraphs),
         )
 
     if results.runs:
         doc.section("runs", "Runs and reproducibility", _runs_section(results))
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "report.html"
-    path.write_text(_page(title, store_path, results, doc, shown), encoding="utf-8")
-    return path
+    path = Path(out_dir) / "report.html"
+    return write_text(path, _page(title, store_path, results, doc, shown))
 
 
 def _page(title: str, store_path: Path, results: Results, doc: _Document, shown: list[str]) -> str:

@@ -11,10 +11,11 @@ Example:
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from initlab.errors import InitlabError
+from initlab.errors import InitlabError, shown
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,35 @@ def _dotted_name(node: ast.expr, text: str) -> str:
         return node.id
     if isinstance(node, ast.Attribute):
         return f"{_dotted_name(node.value, text)}.{node.attr}"
-    raise InitlabError(f"malformed spec '{text}': expected a name such as glorot_uniform or RandomNormal(stddev=1.0)")
+    raise InitlabError(
+        f"malformed spec '{shown(text)}': expected a name such as glorot_uniform or RandomNormal(stddev=1.0)"
+    )
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, complex):
+        return False
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in (*value.keys(), *value.values()))
+    return True
 
 
 def _literal(node: ast.expr, text: str) -> Any:
+    argument = ast.get_source_segment(text, node) or "?"
     try:
-        return ast.literal_eval(node)
+        value = ast.literal_eval(node)
     except (ValueError, TypeError, RecursionError, MemoryError):
-        argument = ast.get_source_segment(text, node) or "?"
-        if len(argument) > 60:
-            argument = argument[:57] + "..."
         raise InitlabError(
-            f"malformed spec '{text[:200]}': argument '{argument}' is not a literal (numbers, strings, booleans only)"
+            f"malformed spec '{shown(text)}': argument '{shown(argument)}' is not a literal "
+            "(numbers, strings, booleans only)"
         ) from None
+    if not _finite(value):  # 1e400 is inf to Python; 1j is complex
+        raise InitlabError(f"spec '{shown(text)}': argument '{shown(argument)}' is not a finite real number")
+    return value
 
 
 def parse_spec(text: str) -> Spec:
@@ -53,19 +70,19 @@ def parse_spec(text: str) -> Spec:
         InitlabError: the text is not a name or a call with literal arguments.
     """
     if not isinstance(text, str) or not text.strip():
-        raise InitlabError(f"malformed spec {text!r}: expected a name such as glorot_uniform")
+        raise InitlabError(f"malformed spec {shown(repr(text))}: expected a name such as glorot_uniform")
     text = text.strip()
     if len(text) > 10_000:
-        raise InitlabError(f"malformed spec '{text[:40]}...': longer than 10000 characters")
+        raise InitlabError(f"malformed spec '{shown(text, 40)}': longer than 10000 characters")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
-        raise InitlabError(f"malformed spec '{text}': {error.msg}") from None
+        raise InitlabError(f"malformed spec '{shown(text)}': {error.msg}") from None
     except (RecursionError, MemoryError, ValueError):
-        raise InitlabError(f"malformed spec '{text[:40]}...': too deeply nested") from None
+        raise InitlabError(f"malformed spec '{shown(text, 40)}': too deeply nested") from None
     if isinstance(tree, ast.Call):
         if any(isinstance(a, ast.Starred) for a in tree.args) or any(k.arg is None for k in tree.keywords):
-            raise InitlabError(f"malformed spec '{text}': * and ** arguments are not allowed")
+            raise InitlabError(f"malformed spec '{shown(text)}': * and ** arguments are not allowed")
         return Spec(
             name=_dotted_name(tree.func, text),
             args=tuple(_literal(a, text) for a in tree.args),

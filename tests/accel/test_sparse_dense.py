@@ -8,6 +8,8 @@ used (no AVX-512, no compiler), the kernel tests are skipped and only the fallba
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +120,29 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="could not build the sparse-input kernels.*false failed"):
         assert sparse_dense.available.__wrapped__() is False
+
+
+def test_a_cached_library_is_loaded_only_with_its_recorded_digest(tmp_path):
+    import hashlib
+
+    library = tmp_path / "sparse_dense-x.so"
+    library.write_bytes(b"\x7fELF built by initlab")
+    assert not sparse_dense._trusted(str(library))  # no digest: an interrupted build, or not ours
+    (tmp_path / "sparse_dense-x.so.sha256").write_text(hashlib.sha256(library.read_bytes()).hexdigest())
+    assert sparse_dense._trusted(str(library))
+    library.write_bytes(b"\x7fELF changed by someone else")
+    assert not sparse_dense._trusted(str(library))
+
+
+def test_a_tampered_library_is_rebuilt_not_loaded(monkeypatch, tmp_path):
+    if not sparse_dense._cpu_has_avx512() or shutil.which("g++") is None:
+        pytest.skip("the kernels are built only with AVX-512 and a C++ compiler")
+    monkeypatch.setenv("INITLAB_CACHE", str(tmp_path))
+    built = Path(sparse_dense._build())
+    good = built.read_bytes()
+    built.write_bytes(b"not the library initlab built")
+    assert Path(sparse_dense._build()) == built and built.read_bytes() == good
+    assert sorted(p.name for p in built.parent.iterdir()) == sorted([built.name, built.name + ".sha256"])
 
 
 def sparse_dataset(train_size: int, density: float, seed: int = 0) -> Dataset:

@@ -87,6 +87,7 @@ def environment(monkeypatch, tmp_path):
     monkeypatch.setenv("INITLAB_CACHE", str(tmp_path / "cache"))
     for name in (downloads.OFFLINE_ENV, downloads.MIRROR_ENV):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(downloads.INSECURE_ENV, "1")  # the test server is plain http on localhost
     data._load_downloaded.cache_clear()
     yield
     data._load_downloaded.cache_clear()
@@ -390,11 +391,12 @@ def test_cifar10_dataset_through_a_mirror(server, monkeypatch):
 
 def test_downloaded_dataset_offline_error_names_the_cache_path(monkeypatch, tmp_path):
     monkeypatch.setenv(downloads.OFFLINE_ENV, "1")
-    expected = tmp_path / "cache" / "datasets" / "cifar10" / "cifar-10-python.tar.gz"
+    folder = tmp_path / "cache" / "datasets" / "cifar10"
     with pytest.raises(InitlabError) as caught:
         data.load("cifar10")
     message = str(caught.value)
-    assert str(expected) in message and downloads.CIFAR10_SHA256["cifar-10-python.tar.gz"] in message
+    assert f"place in {folder}{os.sep}: cifar-10-python.tar.gz" in message
+    assert downloads.CIFAR10_SHA256["cifar-10-python.tar.gz"] in message
     assert "--data-file" in message and "\n" not in message
 
 
@@ -415,3 +417,36 @@ def test_data_file_accepts_keras_cifar10_labels(tmp_path):
 def test_unknown_downloadable_name_suggests():
     with pytest.raises(InitlabError, match="did you mean 'cifar10'"):
         downloads.load_arrays("cifar01")
+
+
+def test_plain_http_is_refused_unless_allowed(server, tmp_path, monkeypatch):
+    monkeypatch.delenv(downloads.INSECURE_ENV)
+    content = b"x" * 100
+    url = server.add("/file.bin", content)
+    with pytest.raises(InitlabError, match=f"refusing to download over plain http.*{downloads.INSECURE_ENV}=1"):
+        downloads.fetch(url, tmp_path / "file.bin", sha256(content))
+    assert server.requests["/file.bin"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["example.com/file.bin", "ftp://example.com/file.bin", "https:///file.bin", "https//x"])
+def test_malformed_mirror_urls_are_one_line_errors(url, tmp_path):
+    with pytest.raises(InitlabError, match="malformed download URL"):
+        downloads.fetch(url, tmp_path / "file.bin", "0" * 64)
+
+
+def test_a_download_larger_than_the_cap_is_stopped_and_nothing_saved(server, tmp_path):
+    content = b"y" * 5000
+    url = server.add("/big.bin", content)
+    with pytest.raises(InitlabError, match="larger than 1000 bytes"):
+        downloads.fetch(url, tmp_path / "big.bin", sha256(content), max_bytes=1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_lists_every_file_to_place_by_hand(tmp_path, monkeypatch):
+    monkeypatch.setenv(downloads.OFFLINE_ENV, "1")
+    with pytest.raises(InitlabError) as raised:
+        downloads.load_arrays("fashion_mnist", folder=tmp_path)
+    message = str(raised.value)
+    for file, digest in downloads.FASHION_MNIST_SHA256.items():
+        assert file in message and digest in message

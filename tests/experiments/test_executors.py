@@ -25,6 +25,7 @@ import pytest
 from same_training import assert_same_history
 from typer.testing import CliRunner
 
+import initlab
 from initlab.cli import app
 from initlab.errors import InitlabError
 from initlab.experiments import executors
@@ -271,7 +272,7 @@ def test_plan_chunks_follows_the_memory_budget(base, data_file):
 
 @pytest.mark.parametrize(
     "options, fragment",
-    [(dict(executor="dask"), "unknown executor 'dask'"), (dict(max_chunk=0), "chunk size must be positive")],
+    [(dict(executor="dask"), "unknown executor 'dask'"), (dict(max_chunk=0), "chunk size must be a positive integer")],
 )
 def test_bad_options_are_user_errors_before_the_store_is_touched(options, fragment, tmp_path, configs):
     path = tmp_path / "runs.sqlite"
@@ -430,7 +431,8 @@ def test_export_csv_writes_runs_and_tidy_metrics(finished, tmp_path):
         runs = list(csv.DictReader(handle))
     with open(out / "metrics.csv", newline="") as handle:
         metrics = list(csv.DictReader(handle))
-    assert [row["kernel_initializer"] for row in runs] == [spec for spec in INITIALIZERS for _ in (0, 1)]
+    canonical = [initlab.initializers.initializers.canonical(spec) for spec in INITIALIZERS]
+    assert [row["kernel_initializer"] for row in runs] == [spec for spec in canonical for _ in (0, 1)]
     assert {row["status"] for row in runs} == {"done"}
     assert list(metrics[0]) == ["run_id", "epoch", "layer", "statistic", "value"]
     assert len(metrics) == 6 * len(HISTORY_KEYS) * EPOCHS
@@ -487,3 +489,34 @@ def test_ray_executor_stores_what_the_local_executor_stores(finished, configs, t
     assert set(on_ray) == set(local)
     for config_hash, history in local.items():
         assert_same_history(on_ray[config_hash], history)
+
+
+def test_an_infeasible_run_does_not_stop_the_feasible_ones(tmp_path, base):
+    # A hidden layer of 2**24 units cannot fit this machine's memory: that group fails with
+    # the reason, and every other run of the sweep is trained and stored.
+    huge = dataclasses.replace(base, hidden_units=(2**24,))
+    feasible = [dataclasses.replace(base, seed=seed) for seed in (0, 1)]
+    path = tmp_path / "runs.sqlite"
+    summary = run_configs([feasible[0], huge, feasible[1]], path)
+    assert (summary.done, summary.failed) == (2, 1)
+    with Store(path, read_only=True) as store:
+        statuses = {tuple(run["config"]["hidden_units"]): run for run in store.runs()}
+    assert statuses[(2**24,)]["status"] == "failed"
+    assert "memory" in statuses[(2**24,)]["error"]
+    assert statuses[(8,)]["status"] == "done"
+
+
+def test_a_chunk_that_fails_is_retried_run_by_run(tmp_path, base, monkeypatch):
+    # Runs chunked together share a program; if the chunk fails, each run is tried alone and
+    # only the one that fails alone is recorded as failed.
+    configs = [dataclasses.replace(base, seed=seed) for seed in range(3)]
+    real = executors.train_chunk
+
+    def train_chunk(chunk):
+        if any(config.seed == 1 for config in chunk):
+            raise RuntimeError("seed 1 cannot be trained")
+        return real(chunk)
+
+    monkeypatch.setattr(executors, "train_chunk", train_chunk)
+    summary = run_configs(configs, tmp_path / "runs.sqlite")
+    assert (summary.done, summary.failed) == (2, 1)

@@ -47,7 +47,7 @@ def test_grid_expands_to_the_product_in_file_order(write):
     runs = sweep.expand()
     assert len(runs) == 15
     assert [(r.kernel_initializer, r.seed) for r in runs[:6]] == [
-        *[("RandomNormal()", seed) for seed in range(5)],
+        *[("random_normal", seed) for seed in range(5)],
         ("glorot_uniform", 0),
     ]
     assert all(r.epochs == 3 and r.batch_size == TrainConfig().batch_size for r in runs)

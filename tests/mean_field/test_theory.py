@@ -326,3 +326,57 @@ def test_variance_depth_display():
     np.testing.assert_allclose(display.ax_.lines[1].get_ydata(), measured)
     assert display.to_dict()["measured"] == measured
     plt.close(display.figure_)
+
+
+# Near the critical line: 1 - c* computed directly (an independent Gauss-Hermite reference)
+
+
+def _hermite_reference(activation, sigma_w2: float, sigma_b2: float) -> tuple[float, float, float]:
+    """(q*, 1 - c*, chi_c - 1) by a 160 x 160 Gauss-Hermite product rule, in 1 - c throughout."""
+    from scipy.optimize import brentq
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(160)
+    weights = weights / weights.sum()
+    phi = {"tanh": np.tanh}[activation]
+
+    def dphi(x):
+        return 1 - np.tanh(x) ** 2
+
+    q = 1.0
+    for _ in range(2000):  # the variance map contracts towards q*
+        q = sigma_w2 * weights @ phi(math.sqrt(q) * nodes) ** 2 + sigma_b2
+    z1, z2 = np.meshgrid(nodes, nodes, indexing="ij")
+    w2 = np.outer(weights, weights)
+
+    def gaps(u):
+        second = (1 - u) * z1 + math.sqrt(u * (2 - u)) * z2
+        a, b = math.sqrt(q) * z1, math.sqrt(q) * second
+        return np.sum(w2 * (phi(a) - phi(b)) ** 2) / 2, np.sum(w2 * (dphi(a) - dphi(b)) ** 2) / 2
+
+    u_star = brentq(lambda u: sigma_w2 * gaps(u)[0] / q - u, 1e-12, 1.0, xtol=1e-18, rtol=1e-14)
+    chi1 = sigma_w2 * weights @ dphi(math.sqrt(q) * nodes) ** 2
+    return q, u_star, (chi1 - 1) - sigma_w2 * gaps(u_star)[1]
+
+
+@pytest.mark.parametrize("above", [5e-5, 1e-3, 1e-1])
+def test_correlation_depth_just_above_the_critical_line_matches_a_reference(above):
+    # tanh at sigma_b2 = 0.05: the old c_map(c) - c cancelled to round-off here (xi_c was 17% off at 5e-5).
+    critical = critical_sigma_w2(0.05, "tanh")
+    result = analyze("tanh", critical + above, 0.05)
+    q_star, u_star, chi_c_minus_one = _hermite_reference("tanh", critical + above, 0.05)
+    assert result.phase == "chaotic"
+    assert result.q_star == pytest.approx(q_star, rel=1e-9)
+    assert result.one_minus_c_star == pytest.approx(u_star, rel=1e-5)
+    assert result.xi_c == pytest.approx(-1 / math.log1p(chi_c_minus_one), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("activation", "sigma_w2"), [("relu", 1.5), ("relu", 2.0), ("tanh", 0.5), ("tanh", 1.0)]
+)
+def test_depth_scales_are_infinite_where_they_are(activation, sigma_w2):
+    # Without bias, at or below the critical line, the network tends to its linearization at 0
+    # (relu: exactly), whose correlation map has slope 1 at c = 1: no exponential scale.
+    result = analyze(activation, sigma_w2, 0.0)
+    assert result.xi_c == math.inf
+    if sigma_w2 == {"relu": 2.0, "tanh": 1.0}[activation]:
+        assert result.phase == "critical" and result.xi_q == math.inf  # not 4.5e15 from log(1 - 2e-16)

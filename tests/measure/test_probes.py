@@ -124,7 +124,8 @@ def test_weight_gradients_match_jax_grad_of_the_mean_loss(getkey):
     np.testing.assert_allclose(stats["weight_grad_norm"], [np.linalg.norm(k) for k in kernels], rtol=1e-4)
 
 
-def test_backprop_variance_equals_variance_of_grad_wrt_preactivation(getkey):
+def test_backprop_variance_is_of_each_examples_own_gradient(getkey):
+    # The convention of initlab propagate too: dl_n/dz_n, independent of the batch size.
     import jax
     import jax.numpy as jnp
 
@@ -142,7 +143,8 @@ def test_backprop_variance_equals_variance_of_grad_wrt_preactivation(getkey):
             rest = mlp.layers[index + 1 :]
             head = MLP(input_dim=layer.units, layers=rest).apply if rest else (lambda _, a: a)
             rest_params = {layer_name(i): p for i, p in enumerate(layer_params(params)[index + 1 :])}
-            objective = lambda z: jnp.mean(loss(y, head(rest_params, fn(z))))  # noqa: E731
+            # The summed loss: its gradient in z_n is example n's own dl_n/dz_n.
+            objective = lambda z: jnp.sum(loss(y, head(rest_params, fn(z))))  # noqa: E731
             variances.append(jnp.var(jax.grad(objective)(outputs[index].preactivation)))
         return jnp.stack(variances)
 

@@ -238,3 +238,19 @@ def test_displays_draw_results_and_theory(tanh_result):
     with pytest.raises(InitlabError):
         LayerHistogramsDisplay.from_result(tanh_result, kind="weights")
     plt.close("all")
+
+
+def test_deep_gaussian_products_resolve_singular_values_far_below_float32():
+    # A 64-layer linear product of 64 x 64 Gaussian kernels (variance 1/n): its log singular
+    # values per layer approach the Lyapunov exponents of real Gaussian matrices,
+    # lambda_i = (log(2/n) + digamma((n - i + 1)/2)) / 2 (Newman 1986). The median sits near
+    # exp(-22) of the largest: a float32 product reports rounding noise there instead.
+    from scipy.special import digamma
+
+    n, depth = 64, 64
+    result = jacobian_singular_values(f"random_normal(stddev={1 / math.sqrt(n)})", depth=depth, width=n, samples=4)
+    assert result.precision == "float64"
+    lyapunov = (np.log(2 / n) + digamma((n - np.arange(1, n + 1) + 1) / 2)) / 2
+    median_exponent = np.mean(np.log(np.median(result.singular_values, axis=1))) / depth
+    assert median_exponent == pytest.approx((lyapunov[n // 2 - 1] + lyapunov[n // 2]) / 2, abs=0.02)
+    assert np.median(result.singular_values) > result.resolution

@@ -255,9 +255,9 @@ UPDATE_CASES = [
     pytest.param("sgd(learning_rate=0.1)", GRADIENTS, 1e-5, id="sgd-lr0.1"),
     pytest.param("sgd(momentum=0.9)", GRADIENTS, 1e-5, id="sgd-momentum"),
     pytest.param("sgd(momentum=0.9, nesterov=True)", GRADIENTS, 1e-5, id="sgd-nesterov"),
-    # With epsilon 0 the two epsilon placements agree: this checks rho, the rate and the velocity.
-    pytest.param("rmsprop(epsilon=0.0)", GRADIENTS, 1e-5, id="rmsprop-eps0"),
-    pytest.param("rmsprop(momentum=0.9, epsilon=0.0)", GRADIENTS, 1e-5, id="rmsprop-momentum-eps0"),
+    # With a negligible epsilon (it must be > 0) the two epsilon placements agree: this checks rho, the rate and the velocity.
+    pytest.param("rmsprop(epsilon=1e-30)", GRADIENTS, 1e-5, id="rmsprop-tiny-eps"),
+    pytest.param("rmsprop(momentum=0.9, epsilon=1e-30)", GRADIENTS, 1e-5, id="rmsprop-momentum-tiny-eps"),
     pytest.param("rmsprop", small(GRADIENTS), 1e-5, id="rmsprop-small-gradients"),
     # optax adds epsilon after the bias correction, Keras before: at step 1 that is an
     # effective epsilon of 1e-7 / sqrt(1 - 0.999) = 3.2e-6, i.e. up to 3e-5 relative for |g| >= 0.1.
@@ -282,9 +282,9 @@ def test_three_updates_match_keras_formula(spec, gradients, rtol):
 
 
 def test_adam_epsilon_placement_is_the_only_difference():
-    # With epsilon 0 the two placements agree, so Adam must then match Keras's formula tightly.
-    ours = initlab_trajectory("adam(epsilon=0.0)", GRADIENTS)
-    expected = numpy_trajectory("adam(epsilon=0.0)", GRADIENTS)
+    # With a negligible epsilon (it must be > 0) the two placements agree, so Adam must then match Keras's formula tightly.
+    ours = initlab_trajectory("adam(epsilon=1e-30)", GRADIENTS)
+    expected = numpy_trajectory("adam(epsilon=1e-30)", GRADIENTS)
     for got, want in zip(ours, expected, strict=True):
         for name in PARAMS:
             np.testing.assert_allclose(got[name] - PARAMS[name], want[name] - PARAMS[name], rtol=2e-6, atol=ATOL)

@@ -250,12 +250,13 @@ def test_conclusions_are_the_callers_words(report: str) -> None:
 
 
 def test_runs_details_hold_everything_to_reproduce(report: str, results: Results) -> None:
-    details = report[report.index("<details>") : report.index("</details>")]
+    start = report.index('<details class="runs">')
+    details = report[start : report.index("</details>", start)]
     assert details.count("<tr>") == len(results.runs) + 1
     assert "diverged<br>at epoch 3" in details and "pending" in details
     assert "&quot;kernel_initializer&quot;: &quot;he_normal&quot;" in details
     assert "numpy" in details and "python" in details  # library versions
-    assert "hidden_units" in report[report.index('id="runs"') : report.index("<details>")]  # shared fields
+    assert "hidden_units" in report[report.index('id="runs"') : report.index('<details class="runs">')]  # shared fields
 
 
 def test_every_text_from_the_store_and_the_caller_is_escaped(tmp_path: Path) -> None:
@@ -289,7 +290,7 @@ def test_every_text_from_the_store_and_the_caller_is_escaped(tmp_path: Path) -> 
 
 
 def test_a_missing_store_is_an_error_not_a_new_file(tmp_path: Path) -> None:
-    with pytest.raises(InitlabError, match="no results store"):
+    with pytest.raises(InitlabError, match="store not found"):
         build_report(tmp_path / "typo.sqlite", tmp_path / "out")
     assert not (tmp_path / "typo.sqlite").exists()
 
@@ -407,7 +408,7 @@ def test_write_figure_by_extension(results: Results, tmp_path: Path, extension: 
 
 
 def test_write_figure_rejects_unknown_formats(results: Results, tmp_path: Path) -> None:
-    with pytest.raises(InitlabError, match=r"\.png, \.svg or \.pdf"):
+    with pytest.raises(InitlabError, match=r"\.png, \.svg, \.pdf"):
         write_figure(SeedBandCurvesDisplay.from_results(results), tmp_path / "curves.jpg")
 
 

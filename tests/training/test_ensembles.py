@@ -201,14 +201,16 @@ def test_a_diverging_model_stops_alone_and_leaves_the_others_unaffected(dataset,
 
     diverged = together[1]
     assert diverged.diverged_epoch is not None
-    assert 2 <= diverged.diverged_epoch < LINEAR.epochs  # some finite epochs, then NaN or inf
+    assert 1 <= diverged.diverged_epoch < LINEAR.epochs  # it stopped before the end
     for key in HISTORY_KEYS:
         assert len(diverged.history[key]) == diverged.diverged_epoch
-    assert not math.isfinite(diverged.history["loss"][-1])
-    assert all(math.isfinite(v) for v in diverged.history["loss"][:-1])
+    # Diverged at the first epoch with a non-finite metric (the validation loss may go first).
+    assert not all(math.isfinite(diverged.history[key][-1]) for key in HISTORY_KEYS)
+    assert all(math.isfinite(diverged.history[key][e]) for key in HISTORY_KEYS for e in range(diverged.diverged_epoch - 1))
     alone = train_alone(wild, dataset)
     assert alone.diverged_epoch == diverged.diverged_epoch
-    np.testing.assert_allclose(diverged.history["loss"][:-1], alone.history["loss"][:-1], rtol=1e-5)
+    for key in HISTORY_KEYS:
+        np.testing.assert_allclose(diverged.history[key], alone.history[key], rtol=1e-5, equal_nan=True)
 
     assert epochs_seen == list(range(1, LINEAR.epochs + 1))  # the others went on
     for beside, apart in zip((together[0], together[2]), without):
@@ -374,14 +376,15 @@ def test_cli_trains_every_initializer_and_seed_and_summarizes(data_file):
     document = json.loads(result.stdout)
 
     runs = document["runs"]
+    canonical = ["glorot_uniform", "random_normal(stddev=1.0)"]  # every name in its one spelling
     assert sorted((r["config"]["kernel_initializer"], r["config"]["seed"]) for r in runs) == sorted(
-        (spec, seed) for spec in inits for seed in (0, 1)
+        (spec, seed) for spec in canonical for seed in (0, 1)
     )
     assert all(len(r["history"]["val_accuracy"]) == 2 and r["diverged_epoch"] is None for r in runs)
     assert {r["config"]["data_file"] for r in runs} == {str(data_file)}
 
     summary = document["summary"]
-    assert sorted(row["initializer"] for row in summary) == sorted(inits)
+    assert sorted(row["initializer"] for row in summary) == sorted(canonical)
     for row in summary:
         members = [r["history"] for r in runs if r["config"]["kernel_initializer"] == row["initializer"]]
         finals = [history["val_accuracy"][-1] for history in members]
@@ -413,3 +416,41 @@ def test_cli_rejects_bad_seeds_with_exit_status_2(seeds, data_file):
     assert len(lines) == 1 and lines[0].startswith("error:") and "--seeds" in lines[0], result.stderr
     with pytest.raises(InitlabError, match="--seeds"):
         parse_seeds(seeds)
+
+
+def learnable_dataset(train_size: int = 512, test_size: int = 256, seed: int = 0) -> Dataset:
+    """Pixels whose class is the argmax of a fixed random projection: a task a network learns."""
+    rng = np.random.default_rng(seed)
+    projection = rng.normal(size=(784, 10))
+    eye = np.eye(10, dtype=np.float32)
+    x = rng.integers(0, 256, size=(train_size + test_size, 784), dtype=np.uint8)
+    y = eye[np.argmax((x / 255.0 - 0.5) @ projection, axis=1)]
+    return Dataset("mnist", x[:train_size], y[:train_size], x[train_size:], y[train_size:], scale=255.0)
+
+
+def test_in_a_chaotic_regime_an_ensemble_gives_the_distribution_a_model_alone_gives(train_alone):
+    # What holds exactly: each model of an ensemble starts from the parameters it starts from
+    # alone and sees the batches it sees alone; its steps differ from training alone only by
+    # float32 rounding (a vmapped product may sum in another order). A deep ReLU network at a
+    # high learning rate amplifies that rounding, so single runs can end apart; what must hold
+    # is that the ensemble's runs are draws from the same distribution as runs alone.
+    data = learnable_dataset()
+    config = TrainConfig(
+        hidden_units=(32,) * 8, activation="relu", kernel_initializer="he_normal", loss="categorical_crossentropy",
+        optimizer="sgd(learning_rate=0.05)", batch_size=32, epochs=3,
+    )
+    seeds = range(16)
+    configs = [dataclasses.replace(config, seed=seed) for seed in seeds]
+    together = train_ensemble(configs, dataset=data)
+    alone = [train_alone(c, data) for c in configs]
+    for a, b in zip(together, alone):  # the same start: the first epoch's numbers barely differ
+        assert a.initializers == b.initializers
+    losses_together = np.array([r.history["val_loss"][-1] for r in together])
+    losses_alone = np.array([r.history["val_loss"][-1] for r in alone])
+    assert np.isfinite(losses_together).all() and np.isfinite(losses_alone).all()
+    difference = losses_together.mean() - losses_alone.mean()
+    standard_error = math.sqrt(losses_together.var(ddof=1) / len(seeds) + losses_alone.var(ddof=1) / len(seeds))
+    assert abs(difference) <= 4 * standard_error, (difference, standard_error)
+    from scipy.stats import ks_2samp
+
+    assert ks_2samp(losses_together, losses_alone).pvalue > 1e-3

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy_reference import sigmoid, softmax
+from synthetic_data import write_mnist_like
 
 import initlab
-from initlab.data import Dataset
+from initlab.data import Dataset, shipped_mnist_path
 from initlab.errors import InitlabError
 from initlab.nn import losses, optimizers
 from initlab.nn.models import layer_params
@@ -448,7 +449,7 @@ def test_layer_overrides_are_honoured():
 
 
 NON_DEFAULT = dict(
-    data_file="somewhere/mnist.npz",
+    data_file=str(shipped_mnist_path()),
     hidden_units=(32, 16),
     activation="tanh",
     kernel_initializer="he_normal",
@@ -498,7 +499,7 @@ def test_from_dict_validates_values():
         dict(optimizer="sgd(learning_rate=0.1)"),
         dict(loss="categorical_crossentropy"),
         dict(layer_kernel_initializers=((1, "zeros"),)),
-        dict(data_file="other.npz"),
+        dict(data_file=str(shipped_mnist_path())),
     ],
 )
 def test_config_hash_changes_with_any_field(changes):
@@ -506,6 +507,44 @@ def test_config_hash_changes_with_any_field(changes):
     changed = dataclasses.replace(base, **changes)
     assert changed.config_hash() != base.config_hash()
     assert changed.config_hash() == dataclasses.replace(base, **changes).config_hash()
+
+
+@pytest.mark.parametrize("spellings", [("he_normal", "HeNormal()", "HE_NORMAL", "henormal"),
+                                       ("RandomNormal(stddev=1.0)", "random_normal(stddev=1)", "RANDOM_NORMAL(0.0, 1.0)")])
+def test_equivalent_spellings_are_one_configuration(spellings):
+    configs = [TrainConfig(kernel_initializer=spec, layer_kernel_initializers=((2, spec),)) for spec in spellings]
+    assert len({config.config_hash() for config in configs}) == 1
+    assert len({config.kernel_initializer for config in configs}) == 1
+    assert configs[0].kernel_initializer == initlab.initializers.initializers.canonical(spellings[0])
+    assert configs[0].layer_kernel_initializers[0][1] == configs[0].kernel_initializer
+
+
+def test_optimizer_and_loss_spellings_are_one_configuration():
+    one = TrainConfig(optimizer="SGD(learning_rate=0.01)", loss="MeanSquaredError", activation="Sigmoid")
+    other = TrainConfig(optimizer="sgd", loss="mean_squared_error", activation="sigmoid")
+    assert one == other and one.config_hash() == other.config_hash()
+    assert one.optimizer == "sgd(learning_rate=0.01)"  # the learning rate is always written
+
+
+def test_a_data_file_is_identified_by_its_content_not_its_path(tmp_path, monkeypatch):
+    first, copy = tmp_path / "a" / "data.npz", tmp_path / "b" / "renamed.npz"
+    first.parent.mkdir()
+    write_mnist_like(first, train=32, test=16, seed=0)
+    copy.parent.mkdir()
+    copy.write_bytes(first.read_bytes())
+    monkeypatch.chdir(tmp_path / "a")
+    relative = TrainConfig(data_file="data.npz")
+    assert relative.data_file == str(first)  # stored absolute: the same file from any folder
+    assert relative.config_hash() == TrainConfig(data_file=str(copy)).config_hash()
+    monkeypatch.chdir(tmp_path)
+    assert TrainConfig(data_file="a/data.npz").config_hash() == relative.config_hash()
+    before = relative.config_hash()
+    stamp = first.stat().st_mtime_ns
+    write_mnist_like(first, train=32, test=16, seed=1)  # the same path, other content
+    os.utime(first, ns=(stamp + 10**9, stamp + 10**9))  # a later time, whatever the clock's resolution
+    assert TrainConfig(data_file="a/data.npz").config_hash() != before
+    with pytest.raises(InitlabError, match="not found"):
+        TrainConfig(data_file="nowhere.npz").config_hash()
 
 
 def test_config_hash_is_stable_across_processes():
@@ -527,3 +566,19 @@ def test_config_hash_is_stable_across_processes():
     assert hashes == {(TrainConfig().config_hash(), TrainConfig(**NON_DEFAULT).config_hash())}
     default_hash = TrainConfig().config_hash()
     assert len(default_hash) == 16 and all(c in "0123456789abcdef" for c in default_hash)
+
+
+def test_a_non_finite_validation_metric_is_divergence(tmp_path):
+    # Training data are ordinary; the validation images are so large that the first layer's
+    # sums overflow to +-inf and meet as NaN: the training loss is finite, val_loss is not.
+    rng = np.random.default_rng(0)
+    labels = np.arange(64) % 10
+    np.savez(
+        tmp_path / "data.npz",
+        x_train=rng.random((64, 28, 28), dtype=np.float32), y_train=labels,
+        x_test=np.full((32, 28, 28), 3e38, np.float32), y_test=labels[:32],
+    )
+    result = initlab.train(TrainConfig(data_file=str(tmp_path / "data.npz"), batch_size=32, epochs=3))
+    assert math.isfinite(result.history["loss"][0])
+    assert not math.isfinite(result.history["val_loss"][0])
+    assert result.diverged_epoch == 1

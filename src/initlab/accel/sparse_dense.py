@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -146,10 +147,11 @@ def _build() -> str:
     ).hexdigest()[:16]
     folder = os.path.join(cache_dir(), "native")
     target = os.path.join(folder, f"sparse_dense-{key}.so")
-    if os.path.exists(target):
+    if _trusted(target):
         return target
     os.makedirs(folder, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as work:
+    # Built in the system's temporary folder: a build killed half-way leaves nothing in the cache.
+    with tempfile.TemporaryDirectory(prefix="initlab-build-") as work:
         source_path = os.path.join(work, _SOURCE)
         with open(source_path, "wb") as handle:
             handle.write(source)
@@ -160,8 +162,38 @@ def _build() -> str:
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if "error" in line] or result.stderr.splitlines()
             raise RuntimeError(f"{os.path.basename(compiler)} failed: {lines[0] if lines else result.returncode}")
-        os.replace(built, target)  # atomic: processes building side by side never see half a file
+        with open(built, "rb") as handle:
+            library = handle.read()
+    digest = hashlib.sha256(library).hexdigest()
+    # Library first, then its digest, each renamed into place whole: processes building side
+    # by side never see half a file, and a library without its digest is never loaded.
+    for path, data in ((target, library), (target + ".sha256", digest.encode())):
+        descriptor, temporary = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     return target
+
+
+def _trusted(path: str) -> bool:
+    """Whether the cached library at ``path`` is the one initlab built: its SHA-256 is the one recorded then.
+
+    A library that another program wrote or changed (or one whose build was cut before its
+    digest was written) is not loaded; it is rebuilt.
+    """
+    try:
+        with open(path + ".sha256") as handle:
+            recorded = handle.read().strip()
+        with open(path, "rb") as handle:
+            actual = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return False
+    return recorded == actual
 
 
 # The kernels work on rows of an ensemble: x (R, B, N), kernels (R, M, N, U), g (R, M, B, U);

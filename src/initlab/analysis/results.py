@@ -97,9 +97,7 @@ def _opened(store: Store | str | Path) -> Iterator[Store]:
     if isinstance(store, Store):
         yield store
         return
-    if not Path(store).is_file():
-        raise InitlabError(f"no results store at {store}")
-    with Store(store) as opened:
+    with Store(store, read_only=True) as opened:
         yield opened
 
 
@@ -117,6 +115,8 @@ class Results:
     runs: list[dict[str, Any]]
     metrics: Mapping[str, Sequence[Any]]
     histograms: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    documents: Mapping[str, Any] = field(default_factory=dict)
+    """Documents kept beside the runs (``part_a``: the main job's saturation at initialization)."""
 
     def __post_init__(self) -> None:
         self.labels = configuration_labels(self.runs)
@@ -141,7 +141,8 @@ class Results:
         """Read a store (an open :class:`Store` or a path); ``histogram_kinds=None`` skips histograms."""
         with _opened(store) as opened:
             histograms = {} if histogram_kinds is None else opened.histograms(kinds=histogram_kinds)
-            return cls(opened.runs(), opened.metrics(), histograms)
+            documents = {name: value for name in ("part_a",) if (value := opened.document(name)) is not None}
+            return cls(opened.runs(), opened.metrics(), histograms, documents)
 
     def run_ids(self, label: str, *, include_diverged: bool = False) -> list[int]:
         """The finished runs of a configuration (``done``; also ``diverged`` if asked)."""

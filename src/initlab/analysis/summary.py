@@ -29,6 +29,52 @@ def mean_std(values: Any) -> tuple[float | None, float | None]:
     return (float(values.mean()) if values.size else None, float(values.std(ddof=1)) if values.size > 1 else None)
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a - b`` over the seeds both have (runs with one seed share their batches: a paired comparison).
+
+    ``low`` and ``high`` bound a ``confidence`` interval of the mean difference (Student's t over
+    the ``n`` seed pairs); ``None`` with fewer than two pairs. ``distinguishable`` when the
+    interval excludes 0.
+    """
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+    confidence: float = 0.95
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.low is not None and (self.low > 0 or self.high < 0)
+
+    def text(self, scale: float = 100.0, unit: str = " points") -> str:
+        """``+1.2 points (95% CI -0.4 to +2.8, 3 seeds)``."""
+        if self.low is None:
+            return f"{scale * self.mean:+.1f}{unit} (1 seed: no interval)"
+        return (
+            f"{scale * self.mean:+.1f}{unit} ({self.confidence:.0%} CI {scale * self.low:+.1f} to "
+            f"{scale * self.high:+.1f}, {self.n} seeds)"
+        )
+
+
+def paired_difference(
+    a: Mapping[int, float], b: Mapping[int, float], confidence: float = 0.95
+) -> PairedDifference | None:
+    """The paired difference ``a[seed] - b[seed]`` over the seeds where both are finite; ``None`` if none."""
+    from scipy.stats import t
+
+    seeds = [seed for seed in a if seed in b and math.isfinite(a[seed]) and math.isfinite(b[seed])]
+    if not seeds:
+        return None
+    differences = np.array([a[seed] - b[seed] for seed in seeds])
+    mean = float(differences.mean())
+    if len(seeds) < 2:
+        return PairedDifference(mean, None, None, 1, confidence)
+    half = float(t.ppf(0.5 + confidence / 2, len(seeds) - 1) * differences.std(ddof=1) / math.sqrt(len(seeds)))
+    return PairedDifference(mean, mean - half, mean + half, len(seeds), confidence)
+
+
 def summarize(results: Sequence[Any]) -> list[dict[str, Any]]:
     """Final metrics of trained runs (:class:`~initlab.training.loop.TrainResult`) per initializer, best first.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -10,17 +9,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from initlab.checks import memory_budget_bytes, parse_sizes, positive_int
 from initlab.cli._app import (
     app,
     configure_process,
     console,
     emit_json,
     err_console,
+    new_table,
     parse_seeds,
     progress_bar,
     user_errors,
 )
-from initlab.errors import InitlabError
+from initlab.errors import InitlabError, shown
+from initlab.files import output_file, output_folder
 
 FAMILIES = ("initializers", "activations", "optimizers", "losses", "datasets", "models")
 
@@ -99,18 +101,20 @@ def list_command(
 
 
 def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
+    from initlab.checks import MAX_UNITS
     from initlab.initializers.table import compare_table
 
-    if fan_in <= 0 or fan_out <= 0:
-        raise InitlabError(f"--fan-in and --fan-out must be positive, got {fan_in} and {fan_out}")
+    positive_int("--fan-in", fan_in, maximum=MAX_UNITS)
+    positive_int("--fan-out", fan_out, maximum=MAX_UNITS)
     rows = compare_table(fan_in, fan_out)
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})", title_justify="left")
-    for column, justify in (("name", "left"), ("framework", "left"), ("distribution", "left"), ("low", "right"),
-                            ("high", "right"), ("std", "right")):
-        table.add_column(column, justify=justify, style="cyan" if column == "name" else None)
+    table = new_table(
+        f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})",
+        [("name", "left"), ("framework", "left"), ("distribution", "left"), ("low", "right"), ("high", "right"),
+         ("std", "right")],
+    )
 
     def number(value: Any) -> str:
         return "" if value is None else f"{value:.4g}"
@@ -121,11 +125,15 @@ def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
     console.print(table)
 
 
-def _ascii_histogram(edges: list[float], counts: list[int], width: int = 40, rows: int = 20) -> str:
+def _ascii_histogram(edges: list[float], counts: list[int], width: int = 40, rows: int = 25) -> str:
+    """One line per group of bins, every group of equal width (the most groups that divide the bins)."""
     import numpy as np
 
     counts_array = np.asarray(counts)
-    groups = np.array_split(np.arange(len(counts_array)), min(rows, len(counts_array)))
+    groups_count = max(d for d in range(1, min(rows, len(counts_array)) + 1) if len(counts_array) % d == 0)
+    if groups_count < 8 and len(counts_array) <= 100:  # a prime number of bins, say: one line each
+        groups_count = len(counts_array)
+    groups = np.split(np.arange(len(counts_array)), groups_count)
     total = max(counts_array.sum(), 1)
     lines = []
     biggest = max(counts_array[g].sum() for g in groups) or 1
@@ -153,8 +161,13 @@ def saturation(
     plot: Annotated[Optional[Path], typer.Option(help="Write the histogram to this PNG/SVG/PDF.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Part A: saturation of one freshly initialized layer, measured and predicted."""
+    """How saturated one freshly initialized layer is, measured and predicted (the tutorial's first lesson)."""
+    if plot is not None:
+        from initlab.viz.plots import FIGURE_FORMATS
+
+        output_file(plot, extensions=FIGURE_FORMATS, what="figure")
     configure_process()
+    from initlab.measure.saturation import CLT_FAN_IN
     from initlab.measure.saturation import saturation as run_saturation
 
     result = run_saturation(
@@ -180,6 +193,11 @@ def saturation(
         f"(low {result.low_fraction:.2%}, high {result.high_fraction:.2%}); "
         f"pre-activation std {result.preactivation_std:.3g} measured, {result.predicted_preactivation_std:.3g} predicted"
     )
+    if result.prediction == "unreliable":
+        err_console.print(
+            f"[bold yellow]note:[/] the prediction assumes a Gaussian pre-activation; {result.input_dim} inputs of "
+            f"{result.initializer} weights are too few for that (it holds from {CLT_FAN_IN}): trust the measurement"
+        )
     if plot is not None:
         console.print(f"histogram written to {plot}")
 
@@ -189,7 +207,7 @@ def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
     for value in values:
         number, sep, spec = value.partition("=")
         if not sep or not number.strip().isdigit():
-            raise InitlabError(f"--layer-init expects LAYER=SPEC (e.g. 2=he_normal), got '{value}'")
+            raise InitlabError(f"--layer-init expects LAYER=SPEC (e.g. 2=he_normal), got '{shown(value)}'")
         pairs.append((int(number), spec.strip()))
     return tuple(pairs)
 
@@ -208,14 +226,19 @@ def train(
         ),
     ] = None,
     data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
-    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated (e.g. 256,128).")] = "64",
+    hidden: Annotated[
+        str, typer.Option(metavar="SIZES", help="Hidden layer sizes, comma-separated (e.g. 256,128; '' for none).")
+    ] = "64",
     activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "sigmoid",
     init: Annotated[
         Optional[list[str]],
-        typer.Option("--init", help="Hidden kernels' initializer spec; repeat to compare several in one ensemble."),
+        typer.Option(
+            "--init", show_default="RandomNormal(), Keras's stddev 0.05",
+            help="Hidden kernels' initializer spec; several compare in one ensemble.",
+        ),
     ] = None,
     bias_init: Annotated[str, typer.Option("--bias-init", help="Hidden biases' initializer spec.")] = "zeros",
-    output_activation: Annotated[str, typer.Option("--output-activation")] = "softmax",
+    output_activation: Annotated[str, typer.Option("--output-activation", help="Output layer's activation spec.")] = "softmax",
     output_init: Annotated[str, typer.Option("--output-init", help="Output kernel initializer spec.")] = "glorot_uniform",
     layer_init: Annotated[
         Optional[list[str]], typer.Option("--layer-init", help="Override one layer: N=SPEC (1-based, repeatable).")
@@ -238,12 +261,14 @@ def train(
     ] = None,
     loss: Annotated[str, typer.Option(help="Loss: mean_squared_error, categorical_crossentropy.")] = "mean_squared_error",
     optimizer: Annotated[str, typer.Option(help="Optimizer spec.")] = "sgd(learning_rate=0.01)",
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
-    epochs: Annotated[int, typer.Option()] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step (Keras's batch_size).")] = 128,
+    epochs: Annotated[int, typer.Option(help="Passes over the training set.")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed of a single run.")] = 0,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, e.g. 0-4 or 0,2,5: one run each.")] = None,
     probe: Annotated[bool, typer.Option("--probe", help="Per-layer statistics at init and after every epoch.")] = False,
-    probe_every: Annotated[int, typer.Option("--probe-every", help="With --probe: every N epochs.")] = 1,
+    probe_every: Annotated[
+        int, typer.Option("--probe-every", metavar="N", help="Probes every N epochs (implies --probe).")
+    ] = 1,
     memory_budget: Annotated[
         Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
     ] = None,
@@ -254,31 +279,38 @@ def train(
             help="First layer's product: auto (initlab's sparse-input kernels on mostly-zero inputs), xla, sparse.",
         ),
     ] = "auto",
-    out: Annotated[Optional[Path], typer.Option(help="Write history (JSON, CSV) and learning curves (PNG) here.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("-o", "--out", help="Write history (JSON, CSV) and learning curves (PNG) here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Part B: train MLPs with Keras's semantics (defaults: the tutorial's MNIST network).
+    """Train MLPs with Keras's semantics (defaults: the tutorial's 784-64-10 MNIST network).
 
     Several --init and --seeds train every combination at once, as one vmapped ensemble, and print a comparison table.
     """
-    prefetch = _prefetch(dataset, None if data_file is None else str(data_file))
-    configure_process()
-    try:
-        hidden_units = tuple(int(h) for h in hidden.split(",") if h.strip())
-    except ValueError:
-        raise InitlabError(f"--hidden expects comma-separated integers such as 64 or 256,128, got '{hidden}'") from None
+    hidden_units = parse_sizes(hidden)
+    budget = memory_budget_bytes(memory_budget)
+
+    def given(name: str) -> bool:  # (typer ships its own click: compare the source by name)
+        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+    if seeds is not None and given("seed"):
+        raise InitlabError("give --seed (one run) or --seeds (several), not both")
+    if given("probe_every"):
+        positive_int("--probe-every", probe_every)
+        probe = True  # documented: --probe-every N implies --probe
+    if out is not None:
+        output_folder(out, what="training outputs")
     if model is not None:
         from initlab.nn.model_specs import models
 
-        # (typer ships its own click: compare the source by name.)
-        given = [f"--{name.replace('_', '-')}" for name in ("hidden", "activation", "output_activation")
-                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]  # fmt: skip
-        if given:
-            raise InitlabError(f"--model describes the whole network: give it or {', '.join(given)}, not both")
+        network = [f"--{name.replace('_', '-')}" for name in ("hidden", "activation", "output_activation") if given(name)]
+        if network:
+            raise InitlabError(f"--model describes the whole network: give it or {', '.join(network)}, not both")
         fields = models.build(model).config_fields()
         hidden_units, activation, output_activation = fields["hidden_units"], fields["activation"], fields["output_activation"]
-    if memory_budget is not None and memory_budget <= 0:
-        raise InitlabError(f"--memory-budget must be positive (MiB), got {memory_budget}")
+    prefetch = _prefetch(dataset, None if data_file is None else str(data_file))
+    configure_process()
 
     import dataclasses
 
@@ -293,16 +325,15 @@ def train(
         defaults=defaults, init_rules=tuple(init_rule or ()),
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
-    configs = [
+    configs = list(dict.fromkeys(  # he_normal and HeNormal() are one configuration: trained once
         dataclasses.replace(base, kernel_initializer=spec, seed=s)
         for spec in dict.fromkeys(init or [base.kernel_initializer])
         for s in seed_list
-    ]
+    ))
     prefetch.join()
     if len(configs) == 1:
         _train_one(configs[0], out, as_json)
     else:
-        budget = None if memory_budget is None else int(memory_budget * 2**20)
         _train_ensemble(configs, out, as_json, budget)
 
 
@@ -315,9 +346,11 @@ def _prefetch(name: str, data_file: str | None) -> Any:
     """
     import threading
 
-    def read() -> None:
-        from initlab.data import load
+    # Imported here, not in the thread: two threads initializing NumPy's C extension at once
+    # (this one and JAX's import in the main thread) can fail with a circular-import error.
+    from initlab.data import load
 
+    def read() -> None:
         try:
             load(name, data_file)
         except Exception:  # noqa: BLE001  (reported by the command's own load)
@@ -352,10 +385,13 @@ def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
         _write_training_outputs([result], out)
     if as_json:
         emit_json(result.to_dict() | ({"out": str(out)} if out else {}))
+        if result.diverged_epoch is not None:
+            raise typer.Exit(1)
         return
     if result.diverged_epoch is not None:
         err_console.print(
-            f"[bold yellow]warning:[/] the loss diverged (NaN or inf) at epoch {result.diverged_epoch}; training stopped there"
+            f"[bold yellow]warning:[/] the run diverged (a NaN or infinite metric) at epoch {result.diverged_epoch}; "
+            "training stopped there (exit status 1)"
         )
     console.print(
         f"final val_accuracy {result.history['val_accuracy'][-1]:.4f}; "
@@ -364,6 +400,8 @@ def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
     )
     if out is not None:
         console.print(f"history and learning curves written to {out}")
+    if result.diverged_epoch is not None:
+        raise typer.Exit(1)
 
 
 def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memory_budget: Optional[int]) -> None:
@@ -388,11 +426,10 @@ def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memo
     if as_json:
         emit_json({"runs": [r.to_dict() for r in results], "summary": rows} | ({"out": str(out)} if out else {}))
         return
-    table = Table(title=f"final val_accuracy after {epochs} epochs (mean ± std over seeds)", title_justify="left")
-    table.add_column("initializer", style="cyan")
-    table.add_column("runs", justify="right")
-    table.add_column("val_accuracy", justify="right")
-    table.add_column("val_loss", justify="right")
+    table = new_table(
+        f"final val_accuracy after {epochs} epochs (mean ± std over seeds)",
+        [("initializer", "left"), ("runs", "right"), ("val_accuracy", "right"), ("val_loss", "right")],
+    )
     for row in rows:
         mean, std = row["val_accuracy_mean"], row["val_accuracy_std"]
         accuracy = "diverged" if mean is None else f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
@@ -407,13 +444,20 @@ def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memo
 
 def _write_training_outputs(results: list[Any], out: Path) -> None:
     """history.json and history.csv (one run: Keras's layout; several: a run column too), curves PNG."""
+    from initlab.files import staged_folder
+
+    with staged_folder(out) as stage:
+        _stage_training_outputs(results, stage)
+
+
+def _stage_training_outputs(results: list[Any], stage: Any) -> None:
     import csv
 
+    from initlab.files import json_text
     from initlab.viz.plots import LearningCurveDisplay, save
 
-    out.mkdir(parents=True, exist_ok=True)
     if any(result.probes for result in results):
-        with (out / "probes.csv").open("w", newline="") as handle:
+        with stage.path("probes.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["run", "initializer", "seed", "epoch", "layer", "statistic", "value"])
             for number, result in enumerate(results):
@@ -421,9 +465,9 @@ def _write_training_outputs(results: list[Any], out: Path) -> None:
                     writer.writerow([number, result.config.kernel_initializer, result.config.seed, *row])
     single = len(results) == 1
     document = results[0].to_dict() if single else {"runs": [r.to_dict() for r in results]}
-    (out / "history.json").write_text(json.dumps(document, indent=2) + "\n")
+    stage.path("history.json").write_text(json_text(document) + "\n")
     keys = list(results[0].history)
-    with (out / "history.csv").open("w", newline="") as handle:
+    with stage.path("history.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(([] if single else ["run", "initializer", "seed"]) + ["epoch", *keys])
         for number, result in enumerate(results):
@@ -433,4 +477,4 @@ def _write_training_outputs(results: list[Any], out: Path) -> None:
     curves: dict[str, list[Any]] = {}
     for result in results:
         curves.setdefault(result.config.kernel_initializer, []).append(result.history)
-    save(LearningCurveDisplay(curves).plot().figure_, out / "learning_curves.png")
+    save(LearningCurveDisplay(curves).plot().figure_, stage.path("learning_curves.png"))

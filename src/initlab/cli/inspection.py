@@ -9,7 +9,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli._app import app, configure_process, console, emit_json, progress_bar, user_errors
+from initlab.checks import MAX_UNITS, finite_float, positive_int
+from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors
+
+
+def _figure_paths(*paths: Optional[Path]) -> None:
+    """Figure paths checked before any work: a bad one costs nothing."""
+    from initlab.files import output_file
+    from initlab.viz.plots import FIGURE_FORMATS
+
+    for path in paths:
+        if path is not None:
+            output_file(path, extensions=FIGURE_FORMATS, what="figure")
 
 
 @app.command()
@@ -21,13 +32,14 @@ def propagate(
     activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "tanh",
     inputs: Annotated[str, typer.Option(help="Input source: mnist, uniform, normal.")] = "mnist",
     batch: Annotated[int, typer.Option(help="Inputs propagated.")] = 1000,
-    seed: Annotated[int, typer.Option()] = 0,
-    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    seed: Annotated[int, typer.Option(help="Random seed of the networks and inputs.")] = 0,
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Bias initializer spec.")] = "zeros",
     plot: Annotated[Optional[Path], typer.Option(help="Variance vs depth (with theory) to PNG/SVG/PDF.")] = None,
     histograms: Annotated[Optional[Path], typer.Option(help="Per-layer histograms (activations) to PNG/SVG/PDF.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """A deep MLP at initialization: forward and backward statistics per layer, theory beside them."""
+    _figure_paths(plot, histograms)
     configure_process()
     from initlab.measure.propagation import predicted_preactivation_variance
     from initlab.measure.propagation import propagate as run_propagate
@@ -53,16 +65,12 @@ def propagate(
     if as_json:
         emit_json(result.to_dict() | {"predicted_preactivation_variance": theory})
         return
-    table = Table(
-        title=f"{result.activation}, {result.depth} x {result.width}, {result.inputs} inputs (q0 = {result.q0:.4g})",
-        title_justify="left",
+    table = new_table(
+        f"{result.activation}, {result.depth} x {result.width}, {result.inputs} inputs (q0 = {result.q0:.4g}); "
+        "dl/dz: each example's gradient of its own loss",
+        [("initializer", "left"), ("layer", "right"), ("Var z", "right"), ("theory", "right"),
+         ("Var dl/dz", "right"), ("saturated", "right")],
     )
-    table.add_column("initializer", style="cyan")
-    table.add_column("layer", justify="right")
-    table.add_column("Var z (measured)", justify="right")
-    table.add_column("Var z (theory)", justify="right")
-    table.add_column("Var dL/dz", justify="right")
-    table.add_column("saturated", justify="right")
     for run in result.runs:
         for layer in range(result.depth):
             saturated = "" if run.saturation_fraction is None else f"{run.saturation_fraction[layer]:.1%}"
@@ -84,11 +92,12 @@ def isometry(
     width: Annotated[int, typer.Option(help="Units per layer.")] = 256,
     activation: Annotated[str, typer.Option(help="Activation spec.")] = "linear",
     samples: Annotated[int, typer.Option(help="Input vectors (one Jacobian each).")] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the networks and inputs.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="Histogram of singular values to PNG/SVG/PDF.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Dynamical isometry: singular values of the input-output Jacobian at initialization."""
+    _figure_paths(plot)
     configure_process()
     import numpy as np
 
@@ -106,9 +115,15 @@ def isometry(
     if as_json:
         emit_json([result.to_dict() for result in results])
         return
-    table = Table(title=f"Jacobian singular values, {activation}, depth {depth}, width {width}", title_justify="left")
+    table = Table(
+        title=f"Jacobian singular values, {activation}, depth {depth}, width {width} (products in float64)",
+        title_justify="left",
+    )
     for column in ("initializer", "min", "median", "max", "mean square", "spread"):
-        table.add_column(column, justify="left" if column == "initializer" else "right")
+        if column == "initializer":
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
     for result in results:
         values = result.singular_values.ravel()
         table.add_row(escape(result.initializer), f"{values.min():.4g}", f"{float(np.median(values)):.4g}",
@@ -127,14 +142,20 @@ def theory(
     init: Annotated[
         Optional[list[str]], typer.Option("--init", help="Where does this initializer put the network? (repeatable)")
     ] = None,
-    fan_in: Annotated[int, typer.Option("--fan-in")] = 512,
-    fan_out: Annotated[int, typer.Option("--fan-out")] = 512,
-    bias_init: Annotated[str, typer.Option("--bias-init")] = "zeros",
+    fan_in: Annotated[int, typer.Option("--fan-in", help="With --init: the layer's inputs.")] = 512,
+    fan_out: Annotated[int, typer.Option("--fan-out", help="With --init: the layer's outputs.")] = 512,
+    bias_init: Annotated[str, typer.Option("--bias-init", help="Bias initializer spec.")] = "zeros",
     critical: Annotated[bool, typer.Option("--critical", help="Also the critical sigma_w2 for --sigma-b2.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Phase diagram (xi_c contours, chi1 = 1 line) to PNG/SVG/PDF.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Mean-field theory: q*, c*, chi1, depth scales, the order-to-chaos boundary, the phase diagram."""
+    _figure_paths(plot)
+    positive_int("--fan-in", fan_in, maximum=MAX_UNITS)
+    positive_int("--fan-out", fan_out, maximum=MAX_UNITS)
+    for name, value in (("--sigma-w2", sigma_w2), ("--sigma-b2", sigma_b2)):
+        if value is not None:
+            finite_float(name, value, minimum=0.0)
     configure_process()
     from initlab.mean_field import theory as mean_field
 
@@ -167,7 +188,10 @@ def theory(
         return
     table = Table(title=f"mean-field theory for {activation}", title_justify="left")
     for column in ("point", "sigma_w2", "sigma_b2", "q*", "c*", "chi1", "xi_q", "xi_c", "phase"):
-        table.add_column(column, justify="left" if column in ("point", "phase") else "right")
+        if column in ("point", "phase"):
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column.replace("sigma_", "σ").replace("2", "²"), justify="right", no_wrap=True)
 
     def number(value: float) -> str:
         return f"{value:.4g}"

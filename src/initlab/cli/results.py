@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from initlab.cli._app import app, configure_process, console, emit_json, parse_seeds, progress_bar, user_errors
-from initlab.errors import InitlabError
 
 
 @app.command()
@@ -22,16 +21,15 @@ def report(
     theory: Annotated[Optional[Path], typer.Option(help="JSON of theory predictions per run or label.")] = None,
 ) -> None:
     """One self-contained HTML report of a store: summary, curves with seed bands, layers, configs."""
+    from initlab.files import output_file, output_folder, read_text
     from initlab.report import build_report
 
-    if not store.is_file():
-        raise InitlabError(f"store not found: {store}")
-    if notes is not None and not notes.is_file():
-        raise InitlabError(f"notes file not found: {notes}")
+    output_folder(out, what="report")
+    output_file(out / "report.html", what="report")
+    text = None if notes is None else read_text(notes, what="notes file")
     with progress_bar("writing the report", "", False) as progress:
         progress.add_task("report", total=None)
-        path = build_report(store, out, title=title, theory=theory,
-                            notes=None if notes is None else notes.read_text())
+        path = build_report(store, out, title=title, theory=theory, notes=text)
     console.print(f"report written to {path}")
 
 
@@ -55,8 +53,10 @@ def plot(
         from initlab.errors import unknown
 
         raise unknown("plot", kind, PLOTS)
-    if not store.is_file():
-        raise InitlabError(f"store not found: {store}")
+    from initlab.files import output_file
+    from initlab.viz.plots import FIGURE_FORMATS
+
+    output_file(out, extensions=FIGURE_FORMATS, what="figure")
     if kind == "curves":
         display = figures.SeedBandCurvesDisplay.from_results(store)
     elif kind in ("saturation", "dead"):
@@ -74,32 +74,50 @@ def reproduce(
     what: Annotated[str, typer.Argument(help="What to reproduce: seed (the Keras tutorial).")] = "seed",
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("initlab-out"),
     seeds: Annotated[str, typer.Option(help="Seeds of every configuration, e.g. 0-2.")] = "0-2",
-    epochs: Annotated[int, typer.Option(help="Epochs of Part B and the ablation.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Epochs of every training run (the panel and the ablation).")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The main job: the tutorial's Part A and Part B, the initializer panel, the ablation, a report."""
-    configure_process()
+    """The main job: the tutorial's saturation and training, a panel of initializers, an ablation, a report."""
+    from initlab.checks import MAX_EPOCHS, positive_int
+    from initlab.files import output_folder
+
     if what != "seed":
         from initlab.errors import unknown
 
         raise unknown("experiment", what, ["seed"])
-    if epochs <= 0:
-        raise InitlabError(f"--epochs must be a positive integer, got {epochs}")
+    positive_int("--epochs", epochs, maximum=MAX_EPOCHS)
+    seed_list = parse_seeds(seeds)
+    output_folder(out, what="main job's outputs")
+    configure_process()
+    import sys
+    import time
+
+    from initlab.cli._app import err_console
     from initlab.reproduce import reproduce_seed
 
-    with progress_bar("reproducing", "", as_json) as progress:
+    lines = not sys.stderr.isatty() and not as_json  # a log, not a terminal: progress as lines
+    with progress_bar("reproducing", "", as_json or lines) as progress:
         tasks: dict[str, Any] = {}
+        printed: dict[str, float] = {}
 
         def report_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total, description=stage)
+            now = time.monotonic()
+            if lines and (stage not in printed or done == total or now - printed[stage] >= 10):
+                printed[stage] = now
+                err_console.print(f"{stage}: {done}/{total}", highlight=False)
 
-        result = reproduce_seed(out, seeds=parse_seeds(seeds), epochs=epochs, progress=report_progress)
+        result = reproduce_seed(out, seeds=seed_list, epochs=epochs, progress=report_progress)
     if as_json:
         emit_json(result)
         return
     for note in result["conclusions"]:
         console.print(escape(note), highlight=False)
-    console.print(f"\n{result['runs']} runs in {result['seconds']:.0f} s; everything is in [bold]{escape(result['out'])}[/]")
+    console.print(
+        f"\n{result['runs']} runs: {result['reused']} reused from the store, {result['trained']} trained"
+        + (f", {result['failed']} failed" if result["failed"] else "")
+        + f" ({result['seconds']:.0f} s); everything is in [bold]{escape(result['out'])}[/]"
+    )
     console.print(f"open {escape(result['report'])}")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from initlab.cli._app import app, configure_process, console, emit_json, progress_bar, user_errors
-from initlab.errors import InitlabError
+from initlab.checks import memory_budget_bytes, positive_int
+from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors
 
 
 @app.command()
@@ -31,17 +31,18 @@ def sweep(
     from initlab.experiments.executors import run_configs
     from initlab.experiments.sweeps import load_sweep
 
+    budget = memory_budget_bytes(memory_budget)
+    if chunk_size is not None:
+        positive_int("--chunk-size", chunk_size)
     plan = load_sweep(file)
     configs = plan.expand()
     store_path = store if store is not None else file.with_suffix(".sqlite")
-    if memory_budget is not None and memory_budget <= 0:
-        raise InitlabError(f"--memory-budget must be positive (MiB), got {memory_budget}")
     progress = progress_bar(f"sweep {plan.name}", "runs", as_json)
     with progress:
         task = progress.add_task("sweep", total=len(configs))
         summary = run_configs(
             configs, store_path, executor=executor, address=address,
-            memory_budget=None if memory_budget is None else int(memory_budget * 2**20), max_chunk=chunk_size,
+            memory_budget=budget, max_chunk=chunk_size,
             progress=lambda finished, total: progress.update(task, completed=finished, total=total),
         )
     if as_json:
@@ -65,9 +66,7 @@ def runs(
     """List the runs of a store with their status and final validation accuracy."""
     from initlab.experiments.store import Store
 
-    if not store.is_file():
-        raise InitlabError(f"store not found: {store}")
-    with Store(store) as opened:
+    with Store(store, read_only=True) as opened:
         rows = opened.runs(status)
         finals = {}
         for row in rows:
@@ -76,17 +75,39 @@ def runs(
     if as_json:
         emit_json([row | {"final_val_accuracy": finals[row["run_id"]]} for row in rows])
         return
-    table = Table(title=f"{len(rows)} runs in {store}", title_justify="left")
-    for column in ("run", "status", "initializer", "seed", "optimizer", "val_accuracy"):
-        table.add_column(column)
-    for row in rows:
-        config = row["config"]
+    # The columns that tell rows apart: every config field that varies in this store (seed apart).
+    configs = [row["config"] or {} for row in rows]
+    fields = list(dict.fromkeys(name for config in configs for name in config if name != "seed"))
+    varying = [name for name in fields if len({json.dumps(c.get(name), sort_keys=True) for c in configs}) > 1]
+    varying = varying or ["kernel_initializer"]
+    table = new_table(
+        f"{len(rows)} runs in {store}",
+        [("run", "right"), ("status", "left"), *[(_SHORT.get(n, n), "left") for n in varying], ("seed", "right"),
+         ("val acc", "right")],
+    )
+    for row, config in zip(rows, configs):
         final = finals[row["run_id"]]
-        table.add_row(
-            str(row["run_id"]), row["status"], escape(config["kernel_initializer"]), str(config["seed"]),
-            escape(config["optimizer"]), "" if final is None else f"{final:.4f}",
-        )
+        cells = [escape(_cell(name, config.get(name))) for name in varying]
+        table.add_row(str(row["run_id"]), row["status"], *cells, str(config.get("seed", "")),
+                      "" if final is None else f"{final:.4f}")
     console.print(table)
+
+
+_SHORT = {"kernel_initializer": "initializer", "bias_initializer": "bias", "hidden_units": "hidden"}
+_LOSSES = {"mean_squared_error": "mse", "categorical_crossentropy": "cross-entropy"}
+
+
+def _cell(name: str, value: Any) -> str:
+    """A config value as short as it can be and still say what it is (the JSON output has it whole)."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return ""
+    if name == "loss":
+        return _LOSSES.get(value, value)
+    if name == "optimizer":
+        return str(value).replace("learning_rate=", "lr ").replace("(", " ").replace(")", "").replace(", ", " ")
+    return str(value)
 
 
 @app.command()
@@ -94,14 +115,14 @@ def runs(
 def export(
     store: Annotated[Path, typer.Argument(help="SQLite store written by sweep.")],
     format: Annotated[str, typer.Option("--format", help="csv, json or parquet (needs pyarrow).")] = "csv",
-    out: Annotated[Optional[Path], typer.Option(help="Destination (default: beside the store).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("-o", "--out", help="Destination folder (a file for json; default: beside the store).")
+    ] = None,
 ) -> None:
     """Write a store's runs and tidy metrics out as CSV, JSON or parquet."""
     from initlab.experiments.store import Store
 
-    if not store.is_file():
-        raise InitlabError(f"store not found: {store}")
     destination = out if out is not None else store.with_name(store.stem + ("-export.json" if format == "json" else "-export"))
-    with Store(store) as opened:
+    with Store(store, read_only=True) as opened:
         written = opened.export(destination, format)
     console.print(f"written {written}")

@@ -63,6 +63,34 @@ class Dataset:
         return int(self.y_train.shape[1])
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a data file's bytes: its identity in a store (a changed file is new data).
+
+    Cached per (resolved path, size, modification and change times), so a sweep hashes each
+    file once (a file rewritten within one tick of the file system's clock, to the same size,
+    keeps its hash in this process).
+    """
+    file = Path(path).expanduser()
+    try:
+        status = file.stat()
+    except OSError as error:
+        raise InitlabError(f"data file not found: {file}" if isinstance(error, FileNotFoundError)
+                           else f"cannot read data file {file}: {error.strerror or error}") from None  # fmt: skip
+    return _sha256(str(file.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise InitlabError(f"cannot read data file {path}: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
 def shipped_mnist_path() -> Path:
     """Where the package's own copy of MNIST lies."""
     return Path(str(resources.files("initlab") / "data" / "mnist.npz"))
@@ -89,17 +117,44 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise InitlabError(f"data file {path} is corrupt or not an .npz archive{detail}") from None
 
 
+MAX_CLASSES = 100_000
+"""The most classes a data file may have (a label of 10**9 is a mistake, not a 10**9-unit layer)."""
+
+
 def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Shapes, dtypes and values of a user's data file, checked before anything is allocated from them.
+
+    Labels must be the integers ``0..K-1`` with every class present in ``y_train`` (a label
+    far above the others would silently build a layer of that many classes); images must be
+    real numbers (integers or finite floats).
+    """
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
             raise InitlabError(
                 f"data file {path}: x_{split} {x.shape} and y_{split} {y.shape} must be (n, ...) images and (n,) labels"
             )
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise InitlabError(f"data file {path}: x_{split} holds {x.dtype} values; images must be real numbers")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InitlabError(f"data file {path}: x_{split} holds {bad} non-finite value(s) (NaN or inf)")
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise InitlabError(f"data file {path}: y_{split} must hold non-negative integer class labels")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise InitlabError(f"data file {path}: x_train and x_test images differ in shape")
+    top = int(max(arrays["y_train"].max(), arrays["y_test"].max()))
+    if top >= MAX_CLASSES:
+        raise InitlabError(f"data file {path}: a label of {top}; labels must be classes 0..K-1 with K <= {MAX_CLASSES}")
+    present = np.zeros(top + 1, bool)
+    present[arrays["y_train"]] = True
+    if not present.all():
+        missing = np.flatnonzero(~present)
+        listed = ", ".join(str(m) for m in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise InitlabError(
+            f"data file {path}: labels must be classes 0..{top} with each one in y_train; "
+            f"{len(missing)} class(es) have no training example ({listed})"
+        )
 
 
 def _verify_shipped(arrays: dict[str, np.ndarray], path: Path) -> None:

@@ -27,6 +27,7 @@ import pickle
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
@@ -37,12 +38,18 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from initlab import __version__
-from initlab.errors import InitlabError, unknown
+from initlab.errors import InitlabError, shown, unknown
 from initlab.runtime import cache_dir
 
 OFFLINE_ENV = "INITLAB_OFFLINE"
 MIRROR_ENV = "INITLAB_MIRROR"
+INSECURE_ENV = "INITLAB_ALLOW_HTTP"
+"""Set to 1 to let a mirror be plain ``http://`` (a local test server, say); by default only
+``https://`` and ``file://`` are fetched, so a download cannot be tampered with on the way
+(the checksum would catch it, but only after the whole file has come)."""
 CHUNK_BYTES = 1 << 20
+MAX_DOWNLOAD_BYTES = 1 << 30
+"""No file is downloaded past this size (CIFAR-10, the largest, is 170 MB)."""
 
 Progress = Callable[[int, "int | None"], None]
 """``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when the server does not say."""
@@ -92,8 +99,27 @@ def _one_line(error: object) -> str:
     return " ".join(str(error).split())
 
 
+def check_url(url: str) -> None:
+    """``url`` is one initlab fetches: ``https://host/...`` or ``file://...`` (``http://`` if allowed)."""
+    parts = urllib.parse.urlsplit(url)
+    allowed = ("https", "file") + (("http",) if os.environ.get(INSECURE_ENV, "") in ("1", "true", "yes") else ())
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise InitlabError(f"malformed download URL '{shown(url)}': expected https://host/path or file:///path")
+    if parts.scheme not in allowed:
+        raise InitlabError(
+            f"refusing to download over plain http ('{shown(url)}'): use an https:// or file:// mirror, "
+            f"or set {INSECURE_ENV}=1"
+        )
+
+
 def fetch(
-    url: str, destination: str | Path, sha256: str, *, timeout: float = 60, progress: Progress | None = None
+    url: str,
+    destination: str | Path,
+    sha256: str,
+    *,
+    timeout: float = 60,
+    progress: Progress | None = None,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Download ``url`` to ``destination`` unless a file with checksum ``sha256`` is already there.
 
@@ -107,13 +133,16 @@ def fetch(
         sha256: the expected SHA-256 of the file, hex.
         timeout: seconds to wait for the server, per connection and per read.
         progress: called as ``progress(bytes_done, bytes_total)`` while downloading.
+        max_bytes: the download stops (nothing saved) past this many bytes.
 
     Returns:
         ``destination``, as a ``Path``.
 
     Raises:
-        InitlabError: offline, unreachable host, HTTP error, truncated or corrupt download.
+        InitlabError: offline, a malformed or plain-http URL, unreachable host, HTTP error,
+            truncated, oversized or corrupt download.
     """
+    check_url(url)
     destination = Path(destination).expanduser()
     expected = sha256.strip().lower()
     if destination.is_file() and file_sha256(destination) == expected:
@@ -124,7 +153,7 @@ def fetch(
     descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     try:
         with os.fdopen(descriptor, "wb") as out:
-            got, done, total = _stream(url, out, timeout, progress, destination, expected)
+            got, done, total = _stream(url, out, timeout, progress, destination, expected, max_bytes)
             out.flush()
             os.fsync(out.fileno())
         if total is not None and done != total:
@@ -145,7 +174,8 @@ def fetch(
 
 
 def _stream(
-    url: str, out: BinaryIO, timeout: float, progress: Progress | None, destination: Path, expected: str
+    url: str, out: BinaryIO, timeout: float, progress: Progress | None, destination: Path, expected: str,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> tuple[str, int, int | None]:
     """Copy ``url`` into ``out``: (SHA-256 of the bytes, bytes received, Content-Length or None)."""
     request = urllib.request.Request(url, headers={"User-Agent": f"initlab/{__version__}"})
@@ -154,12 +184,17 @@ def _stream(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+            too_large = f"download of {url} is larger than {max_bytes} bytes (nothing was saved; check the mirror)"
+            if total is not None and total > max_bytes:
+                raise InitlabError(too_large)
             if progress is not None:
                 progress(0, total)
             while chunk := response.read(CHUNK_BYTES):
+                done += len(chunk)
+                if done > max_bytes:
+                    raise InitlabError(too_large)
                 out.write(chunk)
                 digest.update(chunk)
-                done += len(chunk)
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as error:
@@ -377,6 +412,15 @@ def load_arrays(
     arrays = _read_cache(cache, stamp) if cache.is_file() else None
     if arrays is not None:
         return arrays, source
+    missing = [file for file, digest in checksums.items()
+               if not ((folder / file).is_file() and file_sha256(folder / file) == digest.lower())]  # fmt: skip
+    if missing and offline():
+        listed = ", ".join(f"{file} (SHA-256 {checksums[file]})" for file in missing)
+        raise InitlabError(
+            f"{OFFLINE_ENV} is set, so {name} is not downloaded; to install it by hand, download from "
+            f"{base.rstrip('/')}/ and place in {folder}{os.sep}: {listed}; "
+            "or pass --data-file with an .npz of x_train, y_train, x_test, y_test"
+        )
     for file, digest in checksums.items():
         fetch(f"{base.rstrip('/')}/{file}", folder / file, digest, timeout=timeout, progress=progress)
     arrays = remote.parse(folder)

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab.errors import InitlabError, unknown
+from initlab.checks import positive_int
+from initlab.errors import InitlabError, shown, unknown
 from initlab.experiments.store import Store, library_versions
 from initlab.training.config import TrainConfig
-from initlab.training.ensembles import plan_chunks
+from initlab.training.ensembles import group_indices, plan_chunks
 
 EXECUTORS = ("local", "ray")
 
@@ -90,10 +91,27 @@ def run_configs(
     """
     if executor not in EXECUTORS:
         raise unknown("executor", executor, EXECUTORS)
-    if max_chunk is not None and max_chunk <= 0:
-        raise InitlabError(f"chunk size must be positive, got {max_chunk}")
+    if max_chunk is not None:
+        positive_int("the chunk size", max_chunk)
     started = time.perf_counter()
     versions = library_versions()
+    # Ray first: an unreachable cluster is reported before the store is created or changed.
+    ray_started_here = _start_ray(address) if executor == "ray" else False
+    try:
+        return _run_into_store(configs, store_path, labels, executor, memory_budget, max_chunk, progress,
+                               started, versions)
+    finally:
+        if ray_started_here:
+            import ray
+
+            ray.shutdown()
+
+
+def _run_into_store(
+    configs: Sequence[TrainConfig], store_path: str | Path, labels: Sequence[str | None] | None, executor: str,
+    memory_budget: int | None, max_chunk: int | None, progress: ProgressCallback | None, started: float,
+    versions: dict[str, Any],
+) -> SweepSummary:
     with Store(store_path) as store:
         store.reset_interrupted()
         ids = store.add_runs(configs, labels)
@@ -128,7 +146,15 @@ def run_configs(
             if progress is not None:
                 progress(finished, len(unique_ids))
 
-        chunks = [[todo[i] for i in chunk] for chunk in plan_chunks(todo_configs, memory_budget, max_chunk)]
+        chunks = []
+        for indices in group_indices(todo_configs):
+            group_ids = [todo[i] for i in indices]
+            try:
+                planned = plan_chunks([todo_configs[i] for i in indices], memory_budget, max_chunk)
+            except InitlabError as error:  # this group cannot fit; the sweep's other runs go on
+                record(group_ids, error)
+                continue
+            chunks += [[group_ids[i] for i in chunk] for chunk in planned]
         if executor == "local":
             for chunk_ids in chunks:
                 store.mark_running(chunk_ids)
@@ -136,9 +162,19 @@ def run_configs(
                     outcome: list[ChunkOutcome] | BaseException = train_chunk([configs_by_id[i] for i in chunk_ids])
                 except Exception as error:  # recorded as failed with its message; the sweep goes on
                     outcome = error
+                if isinstance(outcome, BaseException) and len(chunk_ids) > 1:
+                    # One infeasible run (too large, say) must not fail the feasible runs it was
+                    # chunked with: each is tried alone, and only the ones that fail alone fail.
+                    for run_id in chunk_ids:
+                        try:
+                            outcome = train_chunk([configs_by_id[run_id]])
+                        except Exception as error:
+                            outcome = error
+                        record([run_id], outcome)
+                    continue
                 record(chunk_ids, outcome)
         else:
-            _run_on_ray(chunks, configs_by_id, store, record, address)
+            _run_on_ray(chunks, configs_by_id, store, record)
     return SweepSummary(
         store=str(store_path), total=len(unique_ids), skipped=len(unique_ids) - len(todo),
         done=counts["done"], diverged=counts["diverged"], failed=counts["failed"],
@@ -146,31 +182,38 @@ def run_configs(
     )
 
 
-def _run_on_ray(
-    chunks: list[list[int]], configs_by_id: dict[int, TrainConfig], store: Store,
-    record: Callable[[list[int], Any], None], address: str | None,
-) -> None:
+def _start_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray; whether this call started it (and must shut it down)."""
     try:
         import ray
     except ImportError:
         raise InitlabError("the ray executor needs Ray: pip install 'initlab[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    if ray.is_initialized():
+        return False
     try:
-        task = ray.remote(train_chunk)
-        pending = {}
-        for chunk_ids in chunks:
-            store.mark_running(chunk_ids)
-            pending[task.remote([configs_by_id[i] for i in chunk_ids])] = chunk_ids
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            chunk_ids = pending.pop(ready[0])
-            try:
-                outcome: Any = ray.get(ready[0])
-            except Exception as error:  # a task's failure is recorded, the sweep goes on
-                outcome = error
-            record(chunk_ids, outcome)
-    finally:
-        if started_here:
-            ray.shutdown()
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    except Exception as error:  # an unreachable or malformed address: the user's to fix
+        where = f"the Ray cluster at {shown(address)}" if address else "a local Ray"
+        raise InitlabError(f"cannot start {where}: {_error_line(error)[:200]} (nothing was run)") from None
+    return True
+
+
+def _run_on_ray(
+    chunks: list[list[int]], configs_by_id: dict[int, TrainConfig], store: Store,
+    record: Callable[[list[int], Any], None],
+) -> None:
+    import ray
+
+    task = ray.remote(train_chunk)
+    pending = {}
+    for chunk_ids in chunks:
+        store.mark_running(chunk_ids)
+        pending[task.remote([configs_by_id[i] for i in chunk_ids])] = chunk_ids
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        chunk_ids = pending.pop(ready[0])
+        try:
+            outcome: Any = ray.get(ready[0])
+        except Exception as error:  # a task's failure is recorded, the sweep goes on
+            outcome = error
+        record(chunk_ids, outcome)

@@ -4,8 +4,9 @@ A run is a row of ``runs`` (its config, status and timings); its numbers are tid
 ``metrics`` ``(run_id, epoch, layer, statistic, value)``. A run's metrics and its final status
 are written in one transaction, so after a crash a run is either complete or has no metrics.
 
-Only the driver process writes; any number of readers (plots, reports) may read while it runs,
-since WAL mode lets readers see the last committed state without blocking the writer.
+One process writes at a time (a second writer is refused, naming the first); any number of
+readers (plots, reports) may read while it runs, since WAL mode lets readers see the last
+committed state without blocking the writer. Readers open the file read-only and never change it.
 
 Storage conventions: model-level rows have ``layer == ''`` (so the primary key works; SQLite
 treats NULLs as distinct) and epochs are 1-based. SQLite cannot store NaN, which becomes NULL;
@@ -21,12 +22,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.metadata
 import json
 import math
+import os
 import platform
+import socket
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initlab.errors import InitlabError, unknown
+from initlab.files import output_file, output_folder, staged_folder, write_text
 
 if TYPE_CHECKING:
     from initlab.training.config import TrainConfig
@@ -88,59 +94,175 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _file_kind(path: Path) -> str:
+    """``missing``, ``folder``, ``empty``, ``sqlite`` or ``other`` (read from the first 16 bytes only)."""
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "folder"
+    try:
+        with open(path, "rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as error:
+        raise InitlabError(f"cannot read results store {path}: {error.strerror or error}") from None
+    if not header:
+        return "empty"
+    return "sqlite" if header == _SQLITE_HEADER else "other"
+
+
+def _writer_identity() -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()})
+
+
 class Store:
-    """The results of a sweep in one SQLite file.
+    """The results of a sweep in one SQLite file, with one writer at a time.
+
+    A store opened for writing (the default) is locked for as long as it is open: a second
+    writer, in this process or another, is refused with a line naming the process that holds it
+    (the lock is the operating system's, so a killed writer releases it). A store opened with
+    ``read_only=True`` is never changed: the file is checked to be an initlab store before
+    SQLite opens it, and it is opened read-only.
 
     Args:
-        path: the database file; created with the schema when missing or empty.
+        path: the database file; when writing, created with the schema if missing or empty.
+        read_only: open for reading only (``runs``, ``export``, ``report``, ``plot``).
 
     Raises:
-        InitlabError: the file is not a SQLite database, not an initlab store, or was written
-            by a newer initlab (a newer schema version).
+        InitlabError: the file is missing (reading), a folder, empty (reading), not a SQLite
+            database, not an initlab store, written by a newer initlab (a newer schema version),
+            or being written by another process (writing).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._lock_file: Any = None
+        kind = _file_kind(self.path)
+        if kind == "folder":
+            raise InitlabError(f"{self.path} is a folder, not a results store")
+        if kind == "other":
+            raise InitlabError(f"{self.path} is not a results store (not a SQLite database)")
+        if read_only and kind == "missing":
+            raise InitlabError(f"store not found: {self.path}")
+        if read_only and kind == "empty":
+            raise InitlabError(f"{self.path} is an empty file, not a results store")
+        if not read_only:
+            self._lock()
         try:
-            self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as error:
-            raise InitlabError(f"cannot open results store {self.path}: {error}") from None
-        try:
+            self._connection = self._connect()
             self._open()
         except BaseException:
-            self._connection.close()
+            if getattr(self, "_connection", None) is not None:
+                self._connection.close()
+            self._unlock()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.read_only:
+                uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+                return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
+            return sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as error:
+            raise InitlabError(f"cannot open results store {self.path}: {error}") from None
+
+    def _lock(self) -> None:
+        """Take the store's writer lock (``flock`` on the file: SQLite's own locks are ``fcntl``'s)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock (one writer per store is then the user's care)
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.path, "ab")
+        except OSError as error:
+            raise InitlabError(f"cannot open results store {self.path} for writing: {error.strerror or error}") from None
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise InitlabError(
+                f"{self.path} is being written by {self._holder()}; wait for it to finish, or give another store"
+            ) from None
+
+    def _holder(self) -> str:
+        """Which process holds the writer lock, as the store records it."""
+        try:
+            uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2.0)) as db:
+                row = db.execute("SELECT value FROM meta WHERE key='writer'").fetchone()
+            holder = json.loads(row[0])
+            return f"process {holder['pid']} on {holder['host']} (since {holder['since']})"
+        except Exception:  # noqa: BLE001  (the lock is held; who holds it is a courtesy)
+            return "another process"
+
+    def _unlock(self) -> None:
+        # After the connection is closed: closing a descriptor of the file drops the process's
+        # fcntl locks on it, SQLite's included.
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def _open(self) -> None:
         db = self._connection
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is safe in WAL mode against the process being killed: every commit is in
-            # the WAL file (in the OS cache) before COMMIT returns. Only a power cut or OS crash
-            # can lose the last commits (never corrupt the file), and those runs are redone.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
+            # Before anything changes the file: is it an initlab store (or, to write, empty)?
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError:
-            raise InitlabError(f"{self.path} is not a results store (not a SQLite database)") from None
-        if not tables:
+        except sqlite3.DatabaseError as error:
+            raise InitlabError(f"{self.path} is not a results store ({error})") from None
+        if not tables and not self.read_only:
             with self._transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-            tables = {"meta"}
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables else None
-        if row is None:
+            tables = {"meta", "runs", "metrics", "histograms"}
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables else None
+        except sqlite3.DatabaseError as error:
+            raise InitlabError(f"{self.path} is not a readable results store ({error})") from None
+        if row is None or not str(row[0]).isdigit():
             raise InitlabError(f"{self.path} is a SQLite database but not an initlab results store")
         version = row[0]
         if int(version) > SCHEMA_VERSION:
             raise InitlabError(
                 f"{self.path} has schema version {version}, newer than this initlab's {SCHEMA_VERSION}: upgrade initlab"
             )
+        if "runs" not in tables or "metrics" not in tables or "histograms" not in tables:
+            raise InitlabError(f"{self.path} is a damaged results store: tables are missing")
+        db.execute("PRAGMA foreign_keys=ON")
+        if self.read_only:
+            return
+        # WAL lets readers see the last committed state while the writer works. NORMAL is safe
+        # in WAL mode against the process being killed: every commit is in the WAL file (in the
+        # OS cache) before COMMIT returns. Only a power cut or OS crash can lose the last commits
+        # (never corrupt the file), and those runs are redone.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction():
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (_writer_identity(),))
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
-        self._connection.close()
+        """Close the database and, when writing, release the writer lock (idempotent)."""
+        if self._connection is None:
+            return
+        try:
+            if not self.read_only:
+                with contextlib.suppress(sqlite3.Error):
+                    with self._transaction():
+                        self._connection.execute("DELETE FROM meta WHERE key='writer'")
+                    # A store at rest in rollback-journal mode can be read in a read-only folder
+                    # without SQLite creating -wal and -shm files beside it; while a reader has it
+                    # open this fails (busy), and the store stays in WAL mode, which is also fine.
+                    self._connection.execute("PRAGMA busy_timeout=100")
+                    self._connection.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            self._connection.close()
+            self._connection = None
+            self._unlock()
 
     def __enter__(self) -> Store:
         return self
@@ -281,7 +403,12 @@ class Store:
             row = dict(zip(_RUN_COLUMNS, values))
             for key in ("config", "timings", "versions"):
                 text = row.pop(f"{key}_json")
-                row[key] = None if text is None else json.loads(text)
+                try:
+                    row[key] = None if text is None else json.loads(text)
+                except (TypeError, ValueError):
+                    raise InitlabError(
+                        f"{self.path}: run {row['run_id']}'s {key} is not valid JSON (was the store edited by hand?)"
+                    ) from None
             result.append(row)
         return result
 
@@ -289,7 +416,14 @@ class Store:
         """The configuration of a run."""
         from initlab.training.config import TrainConfig
 
-        return TrainConfig.from_dict(json.loads(self._require(run_id)["config_json"]))
+        text = self._require(run_id)["config_json"]
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            raise InitlabError(f"{self.path}: run {run_id}'s config is not a JSON object (was the store edited by hand?)")
+        return TrainConfig.from_dict(data)
 
     def metrics(self, run_ids: Iterable[int] | None = None) -> dict[str, list[Any]]:
         """Tidy metric rows as a dict of columns, for ``pandas.DataFrame``; model-level rows have ``layer=''``."""
@@ -310,6 +444,23 @@ class Store:
         ):
             history.setdefault(statistic, []).append(math.nan if value is None else value)
         return history
+
+    def record_document(self, name: str, value: Any) -> None:
+        """Keep a JSON document beside the runs (the main job's saturation numbers, say); replaces one of that name."""
+        from initlab.files import json_text
+
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"document:{name}", json_text(value, indent=None)))
+
+    def document(self, name: str) -> Any:
+        """The document stored under ``name``, or ``None``."""
+        row = self._connection.execute("SELECT value FROM meta WHERE key=?", (f"document:{name}",)).fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            raise InitlabError(f"{self.path}: the document '{name}' is not valid JSON (was the store edited by hand?)") from None
 
     def record_histograms(
         self, run_id: int, rows: Iterable[Mapping[str, Any] | Sequence[Any]]
@@ -373,6 +524,9 @@ class Store:
         config field, nested values as JSON text) and ``metrics.<ext>``; ``json`` writes one
         document ``{"runs": [...], "metrics": {column: [...]}}``, non-finite values as ``null``.
 
+        Every file is written atomically, the files of a folder together: a failed export
+        leaves the previous one intact.
+
         Returns:
             the folder or file written.
         """
@@ -386,21 +540,21 @@ class Store:
                 raise InitlabError("exporting parquet needs pyarrow: pip install pyarrow") from None
         with self._transaction(write=False):
             runs, metrics = self.runs(), self.metrics()
-        path = Path(path)
         if format == "json":
+            path = output_file(path, what="export")
             metrics["value"] = [value if math.isfinite(value) else None for value in metrics["value"]]
-            path.write_text(json.dumps({"runs": runs, "metrics": metrics}, indent=1, allow_nan=False))
-            return path
+            return write_text(path, json.dumps({"runs": runs, "metrics": metrics}, indent=1, allow_nan=False))
+        path = output_folder(path, what="export")
         flat = [{**{k: v for k, v in run.items() if k != "config"}, **(run["config"] or {})} for run in runs]
         flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in run.items()} for run in flat]
-        path.mkdir(parents=True, exist_ok=True)
-        if format == "parquet":
-            pyarrow.parquet.write_table(pyarrow.Table.from_pylist(flat), path / "runs.parquet")
-            pyarrow.parquet.write_table(pyarrow.table(metrics), path / "metrics.parquet")
-            return path
-        header = list(dict.fromkeys(key for run in flat for key in run))
-        for name, columns, rows in (("runs", header, ([run.get(k) for k in header] for run in flat)),
-                                    ("metrics", METRIC_COLUMNS, zip(*metrics.values()))):  # fmt: skip
-            with open(path / f"{name}.csv", "w", newline="") as file:
-                csv.writer(file).writerows([columns, *rows])
+        with staged_folder(path) as stage:
+            if format == "parquet":
+                pyarrow.parquet.write_table(pyarrow.Table.from_pylist(flat), stage.path("runs.parquet"))
+                pyarrow.parquet.write_table(pyarrow.table(metrics), stage.path("metrics.parquet"))
+                return path
+            header = list(dict.fromkeys(key for run in flat for key in run))
+            for name, columns, rows in (("runs", header, ([run.get(k) for k in header] for run in flat)),
+                                        ("metrics", METRIC_COLUMNS, zip(*metrics.values()))):  # fmt: skip
+                with open(stage.path(f"{name}.csv"), "w", newline="") as file:
+                    csv.writer(file).writerows([columns, *rows])
         return path

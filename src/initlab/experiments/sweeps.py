@@ -48,7 +48,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from initlab.checks import parse_seeds
-from initlab.errors import InitlabError, unknown
+from initlab.errors import InitlabError, shown, unknown
 from initlab.training.config import TrainConfig
 
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
@@ -63,7 +63,7 @@ def _convert(key: str, value: Any) -> Any:
     """A TOML value as the ``TrainConfig`` field ``key`` holds it (TrainConfig checks the rest)."""
     if key == "hidden_units":
         if not isinstance(value, list):
-            raise InitlabError(f"must be a list of layer sizes such as [64, 32], got {value!r}")
+            raise InitlabError(f"must be a list of layer sizes such as [64, 32], got {shown(repr(value))}")
         return tuple(value)
     if key == "layer_kernel_initializers":
         pairs_ok = isinstance(value, list) and all(
@@ -76,15 +76,15 @@ def _convert(key: str, value: Any) -> Any:
         )
         if not pairs_ok:
             raise InitlabError(
-                f'must be a list of [layer_number, spec] pairs such as [[1, "he_normal"]], got {value!r}'
+                f'must be a list of [layer_number, spec] pairs such as [[1, "he_normal"]], got {shown(repr(value))}'
             )
         return tuple((number, spec) for number, spec in value)
     if key == "init_rules":
         if not isinstance(value, list) or not all(isinstance(rule, str) for rule in value):
-            raise InitlabError(f'must be a list of "PATTERN=SPEC" strings such as ["*/bias=zeros"], got {value!r}')
+            raise InitlabError(f'must be a list of "PATTERN=SPEC" strings such as ["*/bias=zeros"], got {shown(repr(value))}')
         return tuple(value)
     if key not in _INT_FIELDS and not isinstance(value, str):
-        raise InitlabError(f"must be a string, got {value!r}")
+        raise InitlabError(f"must be a string, got {shown(repr(value))}")
     return value
 
 

@@ -44,6 +44,7 @@ from initlab.mean_field._numerics import (
     illinois,
     moments,
     newton,
+    pair_gaps,
     pair_moments,
     resolve,
 )
@@ -134,25 +135,35 @@ def correlation_map(c: Any, sigma_w2: float, sigma_b2: float, activation: Activa
     return float(result) if result.ndim == 0 else result
 
 
-def _fixed_point_c(q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> np.ndarray:
-    """The fixed point c* in [0, 1) of a chaotic correlation map, by Newton from c = 0.
+def _fixed_point_c(
+    q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi
+) -> tuple[np.ndarray, np.ndarray]:
+    """``1 - c*`` of a chaotic correlation map, and ``chi_c - 1`` there, computed without cancellation.
 
-    The map is a power series in c with non-negative coefficients (Mehler's formula), hence
-    convex on [0, 1] with ``c'(0) >= 0``: Newton from 0 climbs to c* without overshooting.
+    In ``u = 1 - c`` the map is ``u' = sigma_w2 E[(phi(u1) - phi(u2))^2] / (2 q*)``, whose
+    terms stay accurate as ``u -> 0`` (just above the critical line, where ``c_map(c) - c``
+    would cancel to round-off). The map in c is a power series with non-negative coefficients
+    (Mehler's formula), so ``u' - u`` is concave in u, zero at 0 with slope ``chi1 - 1 > 0``:
+    Newton from ``u = 1`` descends to ``u*`` without overshooting. Its slope,
+    ``chi_c - 1 = (chi1 - 1) - sigma_w2 E[(phi'(u1) - phi'(u2))^2] / 2``, keeps its accuracy too.
     """
+    d1 = moments(q_star, phi)[1]
 
-    def gap_and_slope(c, index):
-        kernel, derivative = pair_moments(q_star[index], c, phi)
-        return (sigma_w2[index] * kernel + sigma_b2[index]) / q_star[index] - c, sigma_w2[index] * derivative - 1
+    def gap_and_slope(u, index):
+        value_gap, slope_gap = pair_gaps(q_star[index], u, phi)
+        return sigma_w2[index] * value_gap / q_star[index] - u, sigma_w2[index] * (d1[index] - slope_gap) - 1
 
-    zeros = np.zeros(q_star.size)
-    return newton(gap_and_slope, zeros, zeros + 1, zeros, atol=1e-15)
+    ones = np.ones(q_star.size)
+    u_star = newton(gap_and_slope, ones * 0, ones, ones)
+    slope_gap = pair_gaps(q_star, u_star, phi)[1]
+    return u_star, (sigma_w2 * d1 - 1) - sigma_w2 * slope_gap
 
 
-def _depth_scale(chi: np.ndarray) -> np.ndarray:
-    """``-1 / ln(chi)``: inf from chi = 1 up, 0 from chi = 0 down."""
+def _depth_scale(chi_minus_one: np.ndarray) -> np.ndarray:
+    """``-1 / ln(chi)`` from ``chi - 1`` (log1p: no cancellation near 1): inf within the critical tolerance of 1 and above, 0 from chi = 0 down."""
     with np.errstate(all="ignore"):
-        return np.where(chi >= 1, math.inf, np.where(chi <= 0, 0.0, -1 / np.log(np.clip(chi, 1e-300, 1.0))))
+        scale = -1 / np.log1p(np.clip(chi_minus_one, -1 + 1e-300, 0.0))
+        return np.where(chi_minus_one >= -_CRITICAL_TOL, math.inf, np.where(chi_minus_one <= -1, 0.0, scale))
 
 
 def _analyze_many(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> dict[str, np.ndarray]:
@@ -164,15 +175,24 @@ def _analyze_many(sigma_w2: np.ndarray, sigma_b2: np.ndarray, phi: Phi) -> dict[
     chi1 = sigma_w2 * d1
     critical = np.abs(chi1 - 1) <= _CRITICAL_TOL
     chaotic = finite & (chi1 > 1) & ~critical
-    c_star, chi_c = np.ones_like(chi1), chi1.copy()
+    u_star, chi_c_minus_one = np.zeros_like(chi1), chi1 - 1
+    # q* = 0 (no bias, ordered): the network tends to its linearization at 0, where the
+    # normalized correlation map's slope at c = 1 is q E[phi'^2] / E[phi^2] as q -> 0 (1 for
+    # relu and tanh: correlations then approach 1 as a power of depth, xi_c infinite).
+    vanishing = finite & (q_star == 0)
+    if vanishing.any():
+        square, slope, _ = moments(np.full(int(vanishing.sum()), 1e-12), phi)
+        chi_c_minus_one[vanishing] = np.where(square > 0, 1e-12 * slope / np.maximum(square, 1e-300) - 1, chi1[vanishing] - 1)
     if chaotic.any():
-        c_star[chaotic] = _fixed_point_c(q_star[chaotic], sigma_w2[chaotic], sigma_b2[chaotic], phi)
-        chi_c[chaotic] = sigma_w2[chaotic] * pair_moments(q_star[chaotic], c_star[chaotic], phi)[1]
+        u_star[chaotic], chi_c_minus_one[chaotic] = _fixed_point_c(
+            q_star[chaotic], sigma_w2[chaotic], sigma_b2[chaotic], phi
+        )
     nan = np.where(finite, 1.0, math.nan)  # no fixed point, nothing to converge to
     return {
-        "q_star": q_star, "c_star": c_star * nan, "chi1": chi1, "chi_c": chi_c * nan,
-        "xi_q": _depth_scale(chi1 + sigma_w2 * curvature) * nan,  # the variance map's slope at q*
-        "xi_c": np.where(critical, math.inf, _depth_scale(chi_c)) * nan,
+        "q_star": q_star, "c_star": (1 - u_star) * nan, "one_minus_c_star": u_star * nan, "chi1": chi1,
+        "chi_c": (1 + chi_c_minus_one) * nan,
+        "xi_q": _depth_scale(chi1 - 1 + sigma_w2 * curvature) * nan,  # the variance map's slope at q*
+        "xi_c": np.where(critical, math.inf, _depth_scale(chi_c_minus_one)) * nan,
         "phase": np.where(~finite, "unbounded", np.where(critical, "critical", np.where(chaotic, "chaotic", "ordered"))),
     }  # fmt: skip
 
@@ -228,7 +248,11 @@ class TheoryResult:
 
     ``phase``: ``ordered`` (chi1 < 1), ``chaotic`` (chi1 > 1), ``critical`` (|chi1 - 1| <= 1e-8,
     ``xi_c = inf``) or ``unbounded`` (no finite q*: ``c_star``, ``chi_c``, ``xi_q`` and ``xi_c``
-    are nan, ``chi1`` is its limit as q -> inf). ``to_dict`` writes inf and nan as None.
+    are nan, ``chi1`` is its limit as q -> inf). ``one_minus_c_star`` is ``1 - c*`` computed
+    directly (accurate where ``c*`` rounds to 1, just above the critical line). Depth scales are
+    ``inf`` where correlations or variances approach their limit slower than exponentially (at
+    the critical line; without bias in the ordered phase, where the network tends to its
+    linearization). ``to_dict`` writes inf and nan as None (standard JSON).
     """
 
     activation: str
@@ -236,6 +260,7 @@ class TheoryResult:
     sigma_b2: float
     q_star: float
     c_star: float
+    one_minus_c_star: float
     chi1: float
     chi_c: float
     xi_q: float

@@ -9,9 +9,11 @@ parameters of an ensemble) apply as they are.
 Conventions:
     - Means, standard deviations and variances pool every (sample, unit) entry of a layer
       (population statistics, ``ddof=0``).
-    - ``backprop_variance`` is the variance of dL/dz, ``z`` the layer's pre-activation and
-      ``L`` the *mean* loss over the probe batch (as the trainer's objective), so its entries
-      are the per-sample gradients divided by the batch size.
+    - ``backprop_variance`` and the ``backprop`` histogram are of the *per-example* gradient
+      dl_n/dz_n: ``z_n`` the layer's pre-activation for example n and ``l_n`` that example's own
+      loss (independent of the batch size; ``initlab propagate`` reports the same quantity).
+      The weight gradients (``weight_grad_*``) are of the batch-mean loss, the trainer's
+      objective.
     - Not-applicable statistics are NaN: saturation for unbounded activations and for the
       softmax output (its probabilities are below 0.1 by design); the mean derivative for
       softmax (not elementwise); ``dead_fraction`` outside the ReLU family; ``update_ratio``
@@ -171,7 +173,8 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
             objective, argnums=(0, 1), has_aux=True
         )(params, model.zero_perturbations(params, x.shape[0]))
         flat_grads = flat_params(perturbation_grads)
-        backprop = [flat_grads[f"{path}/preactivation"] for path in paths]
+        # d(mean loss)/dz_n = (1/B) dl_n/dz_n: times B, each example's gradient of its own loss.
+        backprop = [flat_grads[f"{path}/preactivation"] * x.shape[0] for path in paths]
         rows: dict[str, list[Any]] = {name: [] for name in STATISTICS}
         hists: dict[str, list[Any]] = {kind: [] for kind in HISTOGRAMS}
         for index, (fn, z, a, g) in enumerate(zip(functions, preactivations, activations, backprop)):

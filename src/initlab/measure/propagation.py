@@ -27,7 +27,7 @@ import numpy as np
 from initlab import data as data_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
-from initlab.checks import positive_int
+from initlab.checks import MAX_BATCH, MAX_BINS, MAX_DEPTH, MAX_UNITS, positive_int, require_memory, seed_int
 from initlab.errors import InitlabError
 from initlab.mean_field.theory import jsonable, variance_map
 from initlab.measure import histograms
@@ -42,6 +42,10 @@ class PropagationRun:
     ``sigma_w2`` is the kernel variance times fan-in (mean-field ``sigma_w^2``), ``sigma_b2``
     the bias variance. Histograms are ``{"edges": bins + 1 values, "counts": depth lists}``; the
     bins are shared by all layers and values beyond them are counted in the end bins.
+
+    Conventions (the same as ``train --probe``'s): ``gradient_variance`` and
+    ``gradient_histogram`` are of the per-example gradient dl_n/dz_n of each example's own
+    loss; ``weight_gradient_variance`` is of dL/dW for the batch-mean loss.
     """
 
     initializer: str
@@ -107,11 +111,6 @@ class PropagationResult:
         return jsonable(dataclasses.asdict(self))
 
 
-def _positive(**values: Any) -> None:
-    for name, value in values.items():
-        positive_int(name, value)
-
-
 def _input_dim(inputs: str, input_dim: int | None, default: int) -> int:
     if input_dim is not None:
         return input_dim
@@ -156,7 +155,12 @@ def propagate(
     initializer, so that runs differ only by their initializer. One ``jit`` per initializer.
     """
     specs = [initializers] if isinstance(initializers, str) else list(initializers)
-    _positive(depth=depth, width=width, batch=batch, bins=bins, readout_units=readout_units)
+    positive_int("depth", depth, maximum=MAX_DEPTH)
+    positive_int("width", width, maximum=MAX_UNITS)
+    positive_int("batch", batch, maximum=MAX_BATCH)
+    positive_int("bins", bins, maximum=MAX_BINS)
+    positive_int("readout_units", readout_units, maximum=MAX_UNITS)
+    seed_int("seed", seed)
     if not specs:
         raise InitlabError("give at least one initializer")
     act = activations.build(activation)
@@ -165,7 +169,10 @@ def propagate(
     readout_activation = "softmax" if loss_spec == "categorical_crossentropy" else "linear"
     readout = DenseLayer(units=readout_units, activation=readout_activation, kernel_initializer=readout_initializer)
     n0 = _input_dim(inputs, input_dim, width)
-    _positive(input_dim=n0)
+    positive_int("input_dim", n0, maximum=MAX_UNITS)
+    # Parameters and their gradients, and eight (depth, batch, width) stacks of float32.
+    parameters = n0 * width + (depth - 1) * width * width + width * readout_units
+    require_memory(4 * (3 * parameters + 8 * depth * batch * width + batch * n0), f"propagating {depth} x {width} on {batch} inputs")
     networks = {}
     for spec in specs:
         kernel_init = initializers_module.build(spec)
@@ -234,9 +241,22 @@ def propagate(
     )
 
 
+MAX_ISOMETRY_WIDTH = 8192
+MAX_ISOMETRY_SAMPLES = 10_000
+ISOMETRY_METHOD = "float64"
+"""How :func:`jacobian_singular_values` computes: the network in float32 (as trained), the
+Jacobian's chain of layer factors multiplied in float64 and its SVD in float64 (LAPACK)."""
+FLOAT64_RESOLUTION = 1e-13
+"""Singular values below this fraction of the largest are beyond what a float64 product resolves."""
+
+
 @dataclass
 class IsometryResult:
-    """Singular values of the input-output Jacobian of the hidden stack, ``(samples, min(width, input_dim))``."""
+    """Singular values of the input-output Jacobian of the hidden stack, ``(samples, min(width, input_dim))``.
+
+    ``precision`` says how they were computed (:data:`ISOMETRY_METHOD`); values below
+    ``resolution`` (a fraction :data:`FLOAT64_RESOLUTION` of the largest) are rounding noise.
+    """
 
     initializer: str
     activation: str
@@ -258,8 +278,18 @@ class IsometryResult:
         """Mean squared singular value, ``tr(J J^T) / n``: the mean-field ``chi^depth``."""
         return float(np.mean(self.singular_values.astype(np.float64) ** 2))
 
+    @property
+    def precision(self) -> str:
+        return ISOMETRY_METHOD
+
+    @property
+    def resolution(self) -> float:
+        """The smallest singular value distinguishable from rounding noise."""
+        return float(self.singular_values.max()) * FLOAT64_RESOLUTION
+
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared})
+        return jsonable({**self.__dict__, "spread": self.spread, "mean_squared": self.mean_squared,
+                         "precision": self.precision, "resolution": self.resolution})
 
 
 def jacobian_singular_values(
@@ -280,23 +310,34 @@ def jacobian_singular_values(
     A linear stack of orthogonal kernels is an isometry (all values ``gain^depth``); Gaussian
     kernels of variance ``1/n`` spread them over orders of magnitude (Saxe et al. 2014).
     """
-    _positive(depth=depth, width=width, samples=samples)
+    positive_int("depth", depth, maximum=MAX_DEPTH)
+    positive_int("width", width, maximum=MAX_ISOMETRY_WIDTH)
+    positive_int("samples", samples, maximum=MAX_ISOMETRY_SAMPLES)
+    seed_int("seed", seed)
     n0 = _input_dim(inputs, input_dim, width)
-    _positive(input_dim=n0)
+    positive_int("input_dim", n0, maximum=MAX_ISOMETRY_WIDTH)
+    require_memory(8 * (3 * n0 * n0 + depth * width * width), f"the Jacobian of {depth} x {width} in float64")
     mlp = MLP(input_dim=n0, layers=_hidden_layers(initializer, depth, width, activation, bias_initializer))
+    act = activations.build(activation)
     x = data_module.inputs.build(inputs)(np.random.default_rng(seed), samples, n0)
+    slope = jax.jit(jax.vmap(jax.grad(lambda t: act(t))))
 
-    def singular_values(params, vector):
-        jacobian = jax.jacfwd(lambda v: mlp.apply(params, v))(vector)
-        return jnp.linalg.svd(jacobian, compute_uv=False)
-
-    params = [mlp.init(key) for key in jax.random.split(jax.random.key(seed), samples)]
-    params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
-    values = np.asarray(jax.jit(jax.vmap(singular_values))(params, jnp.asarray(x)))
+    values = []
+    for key, vector in zip(jax.random.split(jax.random.key(seed), samples), x):
+        params = mlp.init(key)
+        _, layers = mlp.apply_with_intermediates(params, jnp.asarray(vector)[None])
+        # The chain J = D_L W_L^T ... D_1 W_1^T multiplied in float64: a float32 product resolves
+        # singular values only down to ~1e-7 of the largest, and deep products go far below.
+        jacobian = np.eye(n0)
+        for index, layer in enumerate(layers):
+            kernel = np.asarray(params[layer_name(index)]["kernel"], np.float64)
+            derivative = np.asarray(slope(layer.preactivation[0]), np.float64)
+            jacobian = (derivative[:, None] * kernel.T) @ jacobian
+        values.append(np.linalg.svd(jacobian, compute_uv=False))
     return IsometryResult(
-        initializer=initializers_module.build(initializer).spec, activation=activations.build(activation).spec, depth=depth,
+        initializer=initializers_module.build(initializer).spec, activation=act.spec, depth=depth,
         width=width, input_dim=n0, inputs=data_module.inputs.canonical(inputs), seed=seed, samples=samples,
-        singular_values=values,
+        singular_values=np.stack(values),
     )
 
 

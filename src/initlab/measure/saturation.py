@@ -20,15 +20,29 @@ import numpy as np
 from initlab import data as data_module
 from initlab import initializers
 from initlab._lazy import jax, jnp
-from initlab.checks import positive_int
+from initlab.checks import MAX_BINS, MAX_DRAWS, MAX_UNITS, finite_float, positive_int, seed_int
 from initlab.errors import InitlabError
 from initlab.nn import activations
 from initlab.nn.models import MLP, DenseLayer, layer_name
 
+CHUNK_BYTES = 64 * 2**20
+"""Memory of the draws taken at once: any number of draws runs in bounded memory."""
+KEPT_DRAWS = 1000
+CLT_FAN_IN = 30
+"""Below this fan-in the pre-activation of non-Gaussian weights is too far from Gaussian for the prediction."""
+
 
 @dataclass
 class SaturationResult:
-    """The outcome of :func:`saturation` (a dict of columns via :meth:`to_dict`)."""
+    """The outcome of :func:`saturation` (a dict of columns via :meth:`to_dict`).
+
+    ``prediction`` says how far the Gaussian prediction holds: ``exact`` (Gaussian weights and
+    bias: the pre-activation given the input is exactly Gaussian), ``approximate`` (other
+    weights, central limit theorem over ``input_dim >= 30`` terms) or ``unreliable`` (other
+    weights over fewer inputs: the pre-activation is visibly not Gaussian, trust the
+    measurement). ``outputs`` holds the outputs of the first draws (at most 1000, for
+    inspection); every statistic uses all draws.
+    """
 
     initializer: str
     activation: str
@@ -47,7 +61,8 @@ class SaturationResult:
     preactivation_std: float
     predicted_preactivation_std: float
     histogram: dict[str, list[float]]
-    outputs: np.ndarray = field(repr=False)
+    prediction: str = "approximate"
+    outputs: np.ndarray = field(repr=False, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "outputs"}
@@ -115,8 +130,11 @@ def saturation(
         >>> result = initlab.saturation("glorot_uniform", draws=200)
         >>> result.saturation_fraction, result.predicted_saturation_fraction
     """
-    for name, value in (("units", units), ("input_dim", input_dim), ("draws", draws), ("bins", bins)):
-        positive_int(name, value)
+    positive_int("units", units, maximum=MAX_UNITS)
+    positive_int("input_dim", input_dim, maximum=MAX_UNITS)
+    positive_int("draws", draws, maximum=MAX_DRAWS)
+    positive_int("bins", bins, maximum=MAX_BINS)
+    seed_int("seed", seed)
     kernel_init = initializers.build(initializer)
     bias_init = initializers.build(bias_initializer)
     act = activations.build(activation)
@@ -129,10 +147,18 @@ def saturation(
             )
         low = defaults[0] if low is None else low
         high = defaults[1] if high is None else high
+    low, high = finite_float("the low threshold", low), finite_float("the high threshold", high)
     if not low < high:
         raise InitlabError(f"saturation thresholds must satisfy low < high, got low={low}, high={high}")
+    per_draw_bytes = 4 * (input_dim * units + 2 * input_dim + 4 * units)
+    if per_draw_bytes > CHUNK_BYTES * 8:
+        raise InitlabError(
+            f"one draw of a {input_dim} x {units} kernel needs {per_draw_bytes / 2**20:.0f} MiB; "
+            f"at most {CHUNK_BYTES * 8 / 2**20:.0f} MiB (fewer units or inputs)"
+        )
+    chunk = max(1, min(draws, CHUNK_BYTES // per_draw_bytes))
 
-    x = source(np.random.default_rng(seed), draws, input_dim)
+    rng = np.random.default_rng(seed)
     keys = jax.random.split(jax.random.key(seed), draws)
 
     # The layer is a one-layer initlab MLP (a Flax module), read through its taps like any model.
@@ -149,21 +175,61 @@ def saturation(
 
         return jax.vmap(one)(keys, x)
 
-    z, a = (np.asarray(v, np.float64) for v in layer(keys, jnp.asarray(x)))
-    saturated = (a < low) | (a > high)
-    per_draw = saturated.mean(axis=1)
-
     kernel_law = kernel_init.law((input_dim, units))
     bias_law = bias_init.law((units,))
-    x64 = x.astype(np.float64)
-    mean = kernel_law.mean * x64.sum(1) + bias_law.mean
-    std = np.sqrt(kernel_law.variance * (x64**2).sum(1) + bias_law.variance)
-    predicted = gaussian_mass_where(act, mean, std, low, high)
+
+    def chunks():
+        """(inputs, pre-activations, outputs) of successive draws, ``chunk`` at a time (bounded memory)."""
+        for start in range(0, draws, chunk):
+            stop = min(start + chunk, draws)
+            x = source(rng, stop - start, input_dim)
+            chunk_keys = keys[start:stop]
+            if stop - start < chunk and start > 0:  # pad the last chunk: one compiled shape
+                chunk_keys = jnp.concatenate([chunk_keys, keys[: chunk - (stop - start)]])
+                x_in = np.concatenate([x, np.zeros((chunk - (stop - start), input_dim), x.dtype)])
+            else:
+                x_in = x
+            z, a = (np.asarray(v, np.float64)[: stop - start] for v in layer(chunk_keys, jnp.asarray(x_in)))
+            yield x, z, a
 
     range_low, range_high = act.output_range
-    hist_low = range_low if range_low is not None else float(a.min())
-    hist_high = range_high if range_high is not None else float(a.max())
-    counts, edges = np.histogram(a, bins=bins, range=(hist_low, hist_high if hist_high > hist_low else hist_low + 1))
+    if range_low is None or range_high is None:  # an unbounded output: a first pass finds the range
+        seen_low, seen_high = math.inf, -math.inf
+        for _, _, a in chunks():
+            seen_low, seen_high = min(seen_low, float(a.min())), max(seen_high, float(a.max()))
+        rng = np.random.default_rng(seed)  # the second pass sees the same draws
+        range_low = seen_low if range_low is None else range_low
+        range_high = seen_high if range_high is None else range_high
+    hist_range = (range_low, range_high if range_high > range_low else range_low + 1)
+
+    per_draw = np.empty(draws)
+    predicted = np.empty(draws)
+    counts = np.zeros(bins, np.int64)
+    below = above = 0
+    z_sum = z_square_sum = 0.0
+    mean_sum = mean_square_sum = moment_sum = 0.0
+    kept: list[np.ndarray] = []
+    position = 0
+    for x, z, a in chunks():
+        size = len(a)
+        per_draw[position : position + size] = ((a < low) | (a > high)).mean(axis=1)
+        x64 = x.astype(np.float64)
+        mean = kernel_law.mean * x64.sum(1) + bias_law.mean
+        std = np.sqrt(kernel_law.variance * (x64**2).sum(1) + bias_law.variance)
+        predicted[position : position + size] = gaussian_mass_where(act, mean, std, low, high)
+        counts += np.histogram(a, bins=bins, range=hist_range)[0]
+        below, above = below + int((a < low).sum()), above + int((a > high).sum())
+        z_sum, z_square_sum = z_sum + float(z.sum()), z_square_sum + float((z**2).sum())
+        mean_sum, mean_square_sum = mean_sum + float(mean.sum()), mean_square_sum + float((mean**2).sum())
+        moment_sum += float((std**2 + mean**2).sum())
+        if position < KEPT_DRAWS:
+            kept.append(a[: KEPT_DRAWS - position].astype(np.float32))
+        position += size
+    edges = np.histogram_bin_edges([], bins=bins, range=hist_range)
+    values = draws * units
+    z_mean = z_sum / values
+    gaussian = kernel_law.distribution == "normal" and bias_law.distribution in ("normal", "constant")
+    prediction = "exact" if gaussian else ("approximate" if input_dim >= CLT_FAN_IN else "unreliable")
     return SaturationResult(
         initializer=kernel_init.spec,
         activation=act.spec,
@@ -177,10 +243,11 @@ def saturation(
         saturation_fraction=float(per_draw.mean()),
         saturation_fraction_se=float(per_draw.std(ddof=1) / math.sqrt(draws)) if draws > 1 else float("nan"),
         predicted_saturation_fraction=float(predicted.mean()),
-        low_fraction=float((a < low).mean()),
-        high_fraction=float((a > high).mean()),
-        preactivation_std=float(z.std()),
-        predicted_preactivation_std=float(np.sqrt(np.mean(std**2 + mean**2) - np.mean(mean) ** 2)),
+        low_fraction=below / values,
+        high_fraction=above / values,
+        preactivation_std=math.sqrt(max(z_square_sum / values - z_mean**2, 0.0)),
+        predicted_preactivation_std=math.sqrt(max(moment_sum / draws - (mean_sum / draws) ** 2, 0.0)),
         histogram={"edges": edges.tolist(), "counts": counts.astype(int).tolist()},
-        outputs=a.astype(np.float32),
+        prediction=prediction,
+        outputs=np.concatenate(kept),
     )

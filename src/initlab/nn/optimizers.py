@@ -11,6 +11,7 @@ and optax after it: with epsilon = 1e-7 an update differs by about 3e-6 relative
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from initlab._lazy import optax
@@ -21,16 +22,26 @@ optimizers: Registry[Any] = Registry("optimizer")
 
 
 def _check_rate(learning_rate: float) -> None:
-    if not learning_rate > 0:
-        raise InitlabError(f"learning_rate must be > 0, got {learning_rate}")
+    if not 0 < learning_rate < math.inf:
+        raise InitlabError(f"learning_rate must be a finite number > 0, got {learning_rate}")
+
+
+def _check_range(optimizer: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
+    """``value`` in ``[low, high)``, as Keras's decay rates and momenta must be."""
+    if not low <= value < high:
+        raise InitlabError(f"{optimizer}: {name} must be in [{low:g}, {high:g}), got {value}")
+
+
+def _check_epsilon(optimizer: str, epsilon: float) -> None:
+    if not 0 < epsilon < math.inf:
+        raise InitlabError(f"{optimizer}: epsilon must be a finite number > 0, got {epsilon}")
 
 
 @optimizers.register("sgd")
 def sgd(learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> Any:
     """Stochastic gradient descent, optional (Nesterov) momentum (Keras ``SGD``)."""
     _check_rate(learning_rate)
-    if not 0.0 <= momentum < 1.0:
-        raise InitlabError(f"sgd: momentum must be in [0, 1), got {momentum}")
+    _check_range("sgd", "momentum", momentum)
     if momentum == 0.0:
         return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
     return optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
@@ -42,6 +53,9 @@ def sgd(learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = Fal
 def adam(learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> Any:
     """Adam (Keras ``Adam`` defaults)."""
     _check_rate(learning_rate)
+    _check_range("adam", "beta_1", beta_1)
+    _check_range("adam", "beta_2", beta_2)
+    _check_epsilon("adam", epsilon)
     return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
 
 
@@ -51,6 +65,9 @@ def rmsprop(
 ) -> Any:
     """RMSprop (Keras ``RMSprop``: lr * g / sqrt(v + epsilon))."""
     _check_rate(learning_rate)
+    _check_range("rmsprop", "rho", rho)
+    _check_range("rmsprop", "momentum", momentum)
+    _check_epsilon("rmsprop", epsilon)
     return optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt", "centered"))(
         learning_rate=learning_rate,
         decay=rho,

@@ -10,12 +10,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from initlab import initializers
 from initlab.accel.sparse_dense import MATMULS
-from initlab.checks import positive_int
-from initlab.data import datasets
+from initlab.checks import MAX_BATCH, MAX_DEPTH, MAX_EPOCHS, MAX_UNITS, positive_int, seed_int
+from initlab.data import datasets, file_sha256
 from initlab.errors import InitlabError, unknown
 from initlab.nn import activations, init_rules, losses, optimizers
 from initlab.nn.models import MLP, DenseLayer, layer_name
@@ -81,6 +82,8 @@ class TrainConfig:
                 raise InitlabError(f"{name} must be a spec string such as 'glorot_uniform', got {getattr(self, name)!r}")
         if self.data_file is not None and not isinstance(self.data_file, str):
             raise InitlabError(f"data_file must be a path string, got {self.data_file!r}")
+        if self.data_file is not None:  # absolute: a stored run means the same file from any folder
+            object.__setattr__(self, "data_file", str(Path(self.data_file).expanduser().absolute()))
         if isinstance(self.hidden_units, (str, bytes)) or not hasattr(self.hidden_units, "__iter__"):
             raise InitlabError(f"hidden_units must be a list of layer sizes such as [64], got {self.hidden_units!r}")
         object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
@@ -90,28 +93,34 @@ class TrainConfig:
                 raise InitlabError(f"layer_kernel_initializers expects (layer number, spec) pairs, got {pair!r}")
         object.__setattr__(self, "layer_kernel_initializers", pairs)
         for units in self.hidden_units:
-            positive_int("hidden layer size", units)
-        positive_int("batch_size", self.batch_size)
-        positive_int("epochs", self.epochs)
-        positive_int("probe_size", self.probe_size)
+            positive_int("hidden layer size", units, maximum=MAX_UNITS)
+        if len(self.hidden_units) > MAX_DEPTH:
+            raise InitlabError(f"hidden_units: at most {MAX_DEPTH} hidden layers, got {len(self.hidden_units)}")
+        positive_int("batch_size", self.batch_size, maximum=MAX_BATCH)
+        positive_int("epochs", self.epochs, maximum=MAX_EPOCHS)
+        positive_int("probe_size", self.probe_size, maximum=MAX_BATCH)
         if not isinstance(self.probe_every, int) or isinstance(self.probe_every, bool) or self.probe_every < 0:
             raise InitlabError(f"probe_every must be a non-negative integer (0: no probes), got {self.probe_every!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
-            raise InitlabError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        seed_int("seed", self.seed)
         datasets.entry(self.dataset)
         if self.matmul not in MATMULS:
             raise unknown("matmul", self.matmul, MATMULS)
-        for spec in (self.activation, self.output_activation):
-            activations.activations.resolve(spec)
-        for spec in (self.kernel_initializer, self.bias_initializer, self.output_kernel_initializer, self.output_bias_initializer):
-            initializers.initializers.resolve(spec)
+        # One configuration, one spelling: every spec is stored in its canonical text, so that
+        # he_normal, HeNormal() and HE_NORMAL are one run (one hash, one name in every table).
+        for name in ("activation", "output_activation"):
+            object.__setattr__(self, name, activations.activations.canonical(getattr(self, name)))
+        for name in ("kernel_initializer", "bias_initializer", "output_kernel_initializer", "output_bias_initializer"):
+            object.__setattr__(self, name, initializers.initializers.canonical(getattr(self, name)))
         layer_count = len(self.hidden_units) + 1
+        overrides = []
         for number, spec in self.layer_kernel_initializers:
             if not 1 <= number <= layer_count:
                 raise InitlabError(f"layer number {number} is out of range: this network has layers 1-{layer_count}")
-            initializers.initializers.resolve(spec)
-        losses.losses.resolve(self.loss)
+            overrides.append((number, initializers.initializers.canonical(spec)))
+        object.__setattr__(self, "layer_kernel_initializers", tuple(overrides))
+        object.__setattr__(self, "loss", losses.losses.canonical(self.loss))
         optimizers.optimizers.build(self.optimizer)
+        object.__setattr__(self, "optimizer", optimizers.optimizers.canonical(self.optimizer, always=("learning_rate",)))
         if isinstance(self.init_rules, (str, bytes)) or not hasattr(self.init_rules, "__iter__"):
             raise InitlabError(f"init_rules must be a list of PATTERN=SPEC strings, got {self.init_rules!r}")
         object.__setattr__(self, "init_rules", tuple(self.init_rules))
@@ -183,15 +192,22 @@ class TrainConfig:
         return cls(**data)
 
     def config_hash(self) -> str:
-        """A stable hash of the configuration (for stores and caches).
+        """A stable hash of what the run computes (its identity in stores and caches).
 
-        Fields added after stores were first written count only away from their defaults, so a
-        store's runs keep their hash.
+        Specs count in their canonical text. A data file counts by its content (SHA-256), not
+        by its path: the same file reached from another folder is the same run, and a file
+        that changed is a new one. Fields added after stores were first written count only
+        away from their defaults, so a store's runs keep their hash.
+
+        Raises:
+            InitlabError: ``data_file`` cannot be read.
         """
         data = self.to_dict()
         for name, default in _HASHED_UNLESS_DEFAULT.items():
             if data[name] == default:
                 del data[name]
+        if self.data_file is not None:
+            data["data_file"] = "sha256:" + file_sha256(self.data_file)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -7,43 +7,15 @@ and trains each chunk with the one training loop (:func:`initlab.training.run.tr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from initlab import data as data_module
+from initlab.checks import available_memory_bytes
 from initlab.errors import InitlabError
 from initlab.training.config import TrainConfig
-from initlab.training.grid import FREE_FIELDS, compatibility_key  # noqa: F401  (planning's vocabulary)
+from initlab.training.grid import FREE_FIELDS, compatibility_key, model_bytes  # noqa: F401  (planning's vocabulary)
 from initlab.training.loop import TrainResult
 from initlab.training.run import EnsembleCallback, train_ensemble
-
-
-def model_bytes(config: TrainConfig, input_dim: int, classes: int, validation_size: int) -> int:
-    """A generous estimate of the memory one model adds to an ensemble, in bytes.
-
-    Parameters with their gradients, updates and up to three optimizer slots; a training batch's
-    inputs and activations (forward and backward); the validation pass's activations.
-    """
-    sizes = [input_dim, *config.hidden_units, classes]
-    parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    batch = config.batch_size * (input_dim + 3 * sum(sizes[1:]))
-    validation = validation_size * 2 * sum(sizes[1:])
-    return 4 * (6 * parameters + batch + validation)
-
-
-def available_memory_bytes() -> int:
-    """Memory available to this process now (MemAvailable on Linux; 4 GiB where unknown)."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
 
 
 def default_memory_budget() -> int:

@@ -144,3 +144,16 @@ def _devices() -> int:
             stacklevel=3,
         )
     return count
+
+
+def model_bytes(config: TrainConfig, input_dim: int, classes: int, validation_size: int) -> int:
+    """A generous estimate of the memory one model adds to an ensemble, in bytes.
+
+    Parameters with their gradients, updates and up to three optimizer slots; a training batch's
+    inputs and activations (forward and backward); the validation pass's activations.
+    """
+    sizes = [input_dim, *config.hidden_units, classes]
+    parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    batch = config.batch_size * (input_dim + 3 * sum(sizes[1:]))
+    validation = validation_size * 2 * sum(sizes[1:])
+    return 4 * (6 * parameters + batch + validation)

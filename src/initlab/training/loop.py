@@ -42,7 +42,8 @@ class TrainResult:
         history: Keras's keys, one value per completed epoch.
         params: final parameters (NumPy arrays).
         timings: seconds spent loading data, compiling and training.
-        diverged_epoch: the first epoch whose loss was NaN or infinite, if any (training stops there).
+        diverged_epoch: the first epoch where any metric (loss, accuracy, val_loss, val_accuracy)
+            was NaN or infinite, if any (training stops there).
         probes: ``(epoch, statistics)`` per probed epoch (0: at initialization), when the config asks.
         matmul: the first layer's product actually used, ``sparse`` (initlab's kernels) or ``xla``.
         model: the class name of the Flax module trained instead of the config's MLP, if any.

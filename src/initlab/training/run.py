@@ -7,7 +7,7 @@ model's optimizer state). A model sees the data in the order its seed fixes
 
 Each epoch is one XLA program (:func:`initlab.training.loop.make_epoch`), ``jax.vmap``-ed over the
 grid of models (:mod:`initlab.training.grid`). A model whose loss becomes NaN or infinite is
-recorded as diverged at that epoch; the others go on (their computations are independent lanes).
+recorded as diverged at that epoch (so is one whose validation loss or either accuracy is); the others go on (their computations are independent lanes).
 Models trained together get the numbers they get alone up to float rounding (vmapped products
 may sum in another order); ``tests/training/test_ensembles.py`` bounds it for shallow networks.
 """
@@ -26,6 +26,7 @@ from initlab import data as data_module
 from initlab import runtime
 from initlab._lazy import jax, jnp
 from initlab.accel import sparse_dense
+from initlab.checks import require_memory
 from initlab.data import epoch_order
 from initlab.errors import InitlabError
 from initlab.nn import init_rules, losses, optimizers
@@ -33,7 +34,7 @@ from initlab.nn.flax_model import as_model
 from initlab.nn.lsuv import batch_size as lsuv_batch_size
 from initlab.nn.lsuv import init_for_training
 from initlab.training.config import TrainConfig
-from initlab.training.grid import _devices, compatibility_key, layout, stack
+from initlab.training.grid import _devices, compatibility_key, layout, model_bytes, stack
 from initlab.training.loop import HISTORY_KEYS, EpochCallback, Probing, TrainResult, init_key, make_epoch
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -90,6 +91,11 @@ def train_ensemble(
             raise InitlabError("matmul 'sparse' is for initlab's MLP; a Flax module computes its own products (use 'auto')")
         mlp = as_model(model, (dataset.input_dim,))
         input_matmul, matmul_used = None, "xla"
+    if model is None:
+        data_bytes = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+        per_model = model_bytes(first, dataset.input_dim, dataset.classes, len(dataset.x_test))
+        sizes = "-".join(str(size) for size in (dataset.input_dim, *first.hidden_units, dataset.classes))
+        require_memory(data_bytes + len(configs) * per_model, f"training {len(configs)} model(s) of {sizes}")
     grid = layout(configs, 1 if input_matmul else _devices())
     inits, origins = {}, {}
     for i in sorted(set(grid.flat)):
@@ -148,7 +154,8 @@ def train_ensemble(
         for k in HISTORY_KEYS:
             history[k][:, epoch - 1] = values[k]
         for index in range(count):
-            if diverged[index] is None and not math.isfinite(values["loss"][index]):
+            # Diverged on any metric: a finite training loss with a NaN validation loss is no result.
+            if diverged[index] is None and not all(math.isfinite(values[name][index]) for name in HISTORY_KEYS):
                 diverged[index] = epoch
         if callback is not None:
             callback(epoch, values)

@@ -49,7 +49,7 @@ _AXIS_LABELS = {
     "zero_fraction": "zero outputs (%)",
     "preactivation_variance": r"Var$[z]$ (pre-activations)",
     "activation_variance": r"Var$[\phi(z)]$ (activations)",
-    "backprop_variance": r"Var$[\partial L/\partial z]$ (back-propagated)",
+    "backprop_variance": r"Var$[\partial \ell_n/\partial z_n]$ (per example)",
     "weight_grad_variance": r"Var$[\partial L/\partial W]$",
     "weight_grad_norm": r"$\|\partial L/\partial W\|_F$",
     "update_ratio": r"$\|\Delta W\|_F\,/\,\|W\|_F$",
@@ -100,6 +100,20 @@ def _chosen(results: Results, labels: Iterable[str] | None) -> list[str]:
 # Displays
 
 
+_HOW_TO_PROBE = (
+    "; per-layer statistics are recorded by probes: set probe_every = 1 in the sweep file's [base] "
+    "(or train with --probe) and run it again"
+)
+
+
+def _how_to_probe(results: Results) -> str:
+    """How to record per-layer statistics, for a store that has none (otherwise nothing to add)."""
+    return "" if any(results.metrics.get("layer", [])) else _HOW_TO_PROBE
+
+
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "<", ">")
+
+
 @dataclass
 class SeedBandCurvesDisplay:
     """Learning curves per configuration: mean over seeds, a band of +-1 std (sample std).
@@ -147,8 +161,10 @@ class SeedBandCurvesDisplay:
                     for name, line, alpha in ((metric, "--", 0.10), (f"val_{metric}", "-", 0.20)):
                         if name in bands:
                             band = bands[name]
+                            # A marker per configuration: a second cue beside colour when lines are many.
                             ax_.plot(
-                                band.x, band.center, line, color=color, marker="o" if len(band.x) < 3 else None, ms=3
+                                band.x, band.center, line, color=color, marker=MARKERS[index % len(MARKERS)], ms=3.5,
+                                markevery=max(1, len(band.x) // 5), mfc="white" if line == "--" else color,
                             )
                             ax_.fill_between(band.x, band.low, band.high, color=color, alpha=alpha, lw=0)
                 ax_.set_xlabel("epoch")
@@ -157,7 +173,7 @@ class SeedBandCurvesDisplay:
             entries = [
                 (
                     f"{label} (n={int(max(b.n.max() for b in bands.values()))})",
-                    {"color": self.colors.get(label, PALETTE[i % len(PALETTE)])},
+                    {"color": self.colors.get(label, PALETTE[i % len(PALETTE)]), "marker": MARKERS[i % len(MARKERS)]},
                 )
                 for i, (label, bands) in enumerate(self.bands.items())
             ]
@@ -200,7 +216,7 @@ class SaturationOverEpochsDisplay:
         bands = {layer: bands_by_label(results, labels, statistic, layer, include_diverged) for layer in layers}
         bands = {layer: b for layer, b in bands.items() if b}
         if not bands:
-            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values")
+            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values{_how_to_probe(results)}")
         predicted: dict[str, dict[str, float]] = {}
         for label, stats in theory_by_label(theory, results).items():
             for layer, value in stats.get(statistic, {}).items():
@@ -278,6 +294,7 @@ class LayerHistogramGridDisplay:
         if not rows:
             raise InitlabError(
                 f"the store holds no '{kind}' histograms (kinds: {', '.join(results.histogram_kinds()) or 'none'})"
+                + _how_to_probe(results)
             )
         wanted = set()
         for candidate in [label] if label is not None else results.order:
@@ -414,7 +431,7 @@ class GradientVarianceByDepthDisplay:
         labels = _chosen(results, labels)
         layers = results.layers(statistic)
         if not layers:
-            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values")
+            raise InitlabError(f"the store holds no finite per-layer '{statistic}' values{_how_to_probe(results)}")
         if epoch is None:
             epoch = min(
                 e

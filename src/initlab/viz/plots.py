@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from initlab.errors import InitlabError
-
 
 def _axes(ax: Any) -> tuple[Any, Any]:
     import matplotlib.pyplot as plt
@@ -32,19 +30,24 @@ def save(figure: Any, path: str | Path, *, dpi: int = 150, close: bool = True) -
 
     The one figure writer of initlab (commands, the report, the main job).
 
+    The file is written atomically (:func:`initlab.files.replacing`): a failed write leaves
+    the previous figure intact.
+
     Raises:
-        InitlabError: an extension other than .png, .svg or .pdf.
+        InitlabError: an extension other than .png, .svg or .pdf, or the file cannot be written.
     """
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    extension = path.suffix.lower().lstrip(".")
-    if extension not in FIGURE_FORMATS:
-        raise InitlabError(f"cannot write a figure as '{path.suffix or path.name}': use .png, .svg or .pdf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format=extension, dpi=dpi, bbox_inches="tight", facecolor="white")
-    if close:
-        plt.close(figure)
+    from initlab.files import output_file, replacing
+
+    path = output_file(path, extensions=FIGURE_FORMATS, what="figure")
+    try:
+        with replacing(path) as temporary:
+            extension = path.suffix.lower().lstrip(".")
+            figure.savefig(temporary, format=extension, dpi=dpi, bbox_inches="tight", facecolor="white")
+    finally:
+        if close:
+            plt.close(figure)
     return path
 
 
@@ -90,6 +93,31 @@ class SaturationDisplay:
                 label += f", {self.predicted_saturation_fraction:.1%} predicted"
         ax.set_title(label, fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
+        return self
+
+
+@dataclass
+class SaturationPanelDisplay:
+    """Saturation histograms of several initializers side by side (one layer, at initialization)."""
+
+    rows: Sequence[Mapping[str, Any]]
+    """``SaturationResult.to_dict()`` rows: ``histogram``, ``low``, ``high``, fractions, names."""
+
+    def plot(self) -> SaturationPanelDisplay:
+        import matplotlib.pyplot as plt
+
+        count = len(self.rows)
+        self.figure_, axes = plt.subplots(
+            1, count, figsize=(3.6 * count, 3.3), layout="constrained", sharey=True, squeeze=False
+        )
+        for ax, row in zip(axes[0], self.rows):
+            SaturationDisplay(
+                edges=row["histogram"]["edges"], counts=row["histogram"]["counts"], low=row["low"], high=row["high"],
+                title=f"{row['initializer']} -> {row['activation']}", saturation_fraction=row["saturation_fraction"],
+                predicted_saturation_fraction=row["predicted_saturation_fraction"],
+            ).plot(ax)
+        for ax in axes[0][1:]:
+            ax.set_ylabel("")
         return self
 
 

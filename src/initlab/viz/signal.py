@@ -45,7 +45,8 @@ class PropagationDisplay:
 
     @classmethod
     def from_result(cls, result: PropagationResult, *, backward: str = "gradient_variance", **theory: Any) -> PropagationDisplay:
-        labels = {"gradient_variance": "variance of dL/dz", "weight_gradient_variance": "variance of dL/dW"}
+        labels = {"gradient_variance": "variance of dl/dz (per example)",
+                  "weight_gradient_variance": "variance of dL/dW (batch-mean loss)"}
         return cls(
             forward={run.initializer: run.preactivation_variance for run in result.runs},
             backward={run.initializer: getattr(run, backward) for run in result.runs},

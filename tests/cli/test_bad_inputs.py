@@ -1,0 +1,331 @@
+"""Bad inputs, table-driven, across every command and file kind.
+
+Each case must end the same way: exit status 2, one short line on stderr naming the problem,
+no traceback, and nothing written (no new file in the working folder, every existing file,
+stores included, byte for byte as it was).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_data import write_mnist_like
+from typer.testing import CliRunner
+
+from initlab.cli import app
+from initlab.cli._app import MAX_ERROR_LENGTH
+
+LONG_SPEC = "a" * 9000
+
+
+def _npz(path: Path, *, x_train=None, y_train=None, x_test=None, y_test=None) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.arange(20) % 10
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8) if x_train is None else x_train,
+        "y_train": labels if y_train is None else y_train,
+        "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8) if x_test is None else x_test,
+        "y_test": labels[:10] if y_test is None else y_test,
+    }
+    np.savez(path, **arrays)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    """A folder of every kind of bad (and one good) input file."""
+    folder = tmp_path_factory.mktemp("bad-inputs")
+    write_mnist_like(folder / "good.npz", train=64, test=32)
+    labels = np.arange(20) % 10
+    _npz(folder / "huge_label.npz", y_test=np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 10**9]))
+    _npz(folder / "sparse_labels.npz", y_train=np.r_[labels[:-1], 50000])
+    _npz(folder / "negative_label.npz", y_train=np.r_[labels[:-1], -1])
+    _npz(folder / "float_labels.npz", y_train=labels.astype(np.float32))
+    nan_pixels = np.zeros((20, 28, 28), np.float32)
+    nan_pixels[3, 4, 5] = np.nan
+    _npz(folder / "nan_pixels.npz", x_train=nan_pixels)
+    _npz(folder / "inf_pixels.npz", x_test=np.full((10, 28, 28), np.inf, np.float32))
+    _npz(folder / "complex_pixels.npz", x_train=np.zeros((20, 28, 28), np.complex64))
+    _npz(folder / "string_pixels.npz", x_train=np.full((20, 4), "a"))
+    _npz(folder / "mismatched.npz", x_test=np.zeros((10, 27, 28), np.uint8))
+    _npz(folder / "short_labels.npz", y_train=labels[:5])
+    np.savez(folder / "missing_keys.npz", x_train=np.zeros((2, 2)))
+    np.save(folder / "single.npy", np.zeros(3))
+    (folder / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (folder / "text.txt").write_text("notes\n")
+    (folder / "empty.sqlite").write_bytes(b"")
+    (folder / "garbage.sqlite").write_bytes(b"hello, not a database " * 20)
+    with sqlite3.connect(folder / "foreign.sqlite") as db:
+        db.execute("CREATE TABLE t (x)")
+    from initlab.experiments.store import Store
+
+    with Store(folder / "store.sqlite"):
+        pass
+    (folder / "truncated.sqlite").write_bytes((folder / "store.sqlite").read_bytes()[:1500])
+    with sqlite3.connect(folder / "newer.sqlite") as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    (folder / "theory_list.json").write_text("[1, 2, 3]")
+    (folder / "theory_bad.json").write_text("{not json")
+    (folder / "theory_strings.json").write_text(json.dumps({"1": {"preactivation_variance": ["a"]}}))
+    (folder / "a_folder").mkdir()
+    sweeps = {
+        "syntax.toml": "[base\n",
+        "unknown_key.toml": "[base]\nepochz = 3\n",
+        "huge_seeds.toml": '[grid]\nseed = "0-4294967300"\n',
+        "backwards_seeds.toml": '[grid]\nseed = "5-1"\n',
+        "bad_hidden.toml": "[base]\nhidden_units = [0]\n",
+        "string_epochs.toml": '[base]\nepochs = "3"\n',
+        "inf_rate.toml": '[base]\noptimizer = "sgd(learning_rate=1e400)"\n',
+        "twice.toml": '[base]\nseed = 1\n[grid]\nseed = [1, 2]\n',
+        "zip_lengths.toml": '[[zip]]\nseed = [1, 2]\nepochs = [1]\n',
+        "empty_grid.toml": "[grid]\nseed = []\n",
+        "top_level.toml": "runs = 3\n",
+        "huge_batch.toml": "[base]\nbatch_size = 100000000000\n",
+    }
+    for name, text in sweeps.items():
+        (folder / name).write_text(text)
+    (folder / "binary.toml").write_bytes(b"\xff\xfe\x00\x01" * 10)
+    return folder
+
+
+# (command line, words the one-line error must contain). {name} is the path of a file above.
+CASES = [
+    # train: sizes and counts
+    ("train --hidden 64,,3", "empty size"),
+    ("train --hidden ,", "empty size"),
+    ("train --hidden 0", "positive"),
+    ("train --hidden -3", "layer sizes"),
+    ("train --hidden 64.5", "layer sizes"),
+    ("train --hidden abc", "layer sizes"),
+    ("train --hidden 100000000000", "at most"),
+    ("train --hidden 1000000,1000000", "memory"),
+    ("train --batch-size 0", "batch_size"),
+    ("train --batch-size -1", "batch_size"),
+    ("train --batch-size 100000000000", "at most"),
+    ("train --epochs 0", "epochs"),
+    ("train --epochs 100000000000", "at most"),
+    ("train --probe-every 0", "--probe-every"),
+    ("train --probe --probe-every -2", "--probe-every"),
+    ("train --seed -1", "seed"),
+    ("train --seed 4294967296", "seed"),
+    ("train --seed 3 --seeds 0-2", "not both"),
+    ("train --seeds 0-4294967295", "more than"),
+    ("train --seeds 0-4294967300", "2**32"),
+    ("train --seeds 5-1", "backwards"),
+    ("train --seeds a-b", "integers"),
+    ("train --seeds ,", "at least one"),
+    ("train --memory-budget nan --seeds 0-1", "finite"),
+    ("train --memory-budget inf --seeds 0-1", "finite"),
+    ("train --memory-budget -5 --seeds 0-1", "> 0"),
+    ("train --memory-budget 0 --seeds 0-1", "> 0"),
+    ("train --memory-budget 0.001 --seeds 0-1 --data-file {good.npz}", "too small"),
+    # train: specs
+    ("train --init RandomNormal(stddev=1e400)", "finite"),
+    ("train --init RandomNormal(stddev=-1e400)", "finite"),
+    ("train --init RandomNormal(stddev=1j)", "finite"),
+    ("train --init RandomNormal(stddev=-1.0)", "stddev"),
+    ("train --init nosuchinit", "unknown initializer"),
+    ("train --init he_normall", "did you mean"),
+    ("train --init he_normal(scale=2)", "unknown argument"),
+    ("train --init __import__('os')", "malformed"),
+    ("train --init RandomNormal(stddev=x)", "not a literal"),
+    ("train --init " + LONG_SPEC, "unknown initializer"),
+    ("train --init he_normal(\n)x", "malformed"),
+    ("train --init ''", "malformed"),
+    ("train --optimizer sgd(learning_rate=1e400)", "finite"),
+    ("train --optimizer sgd(learning_rate=0)", "learning_rate"),
+    ("train --optimizer sgd(learning_rate=-0.1)", "learning_rate"),
+    ("train --optimizer sgd(momentum=1.0)", "momentum"),
+    ("train --optimizer adam(beta_1=1.5)", "beta_1"),
+    ("train --optimizer adam(beta_2=-0.1)", "beta_2"),
+    ("train --optimizer adam(beta_2=1.0)", "beta_2"),
+    ("train --optimizer adam(epsilon=0)", "epsilon"),
+    ("train --optimizer adam(epsilon=-1e-7)", "epsilon"),
+    ("train --optimizer rmsprop(rho=2)", "rho"),
+    ("train --optimizer rmsprop(epsilon=-1)", "epsilon"),
+    ("train --optimizer rmsprop(momentum=1.5)", "momentum"),
+    ("train --optimizer lbfgs", "unknown optimizer"),
+    ("train --loss hinge", "unknown loss"),
+    ("train --activation relu(alpha=1e400)", "finite"),
+    ("train --activation nope", "unknown activation"),
+    ("train --output-activation nope", "unknown activation"),
+    ("train --bias-init nope", "unknown initializer"),
+    ("train --dataset imagenet", "unknown dataset"),
+    ("train --matmul gpu", "unknown matmul"),
+    ("train --defaults tensorflow", "tensorflow"),
+    ("train --init-rule nothing=zeros", "nothing"),
+    ("train --init-rule Dense_0/kernel", "PATTERN=SPEC"),
+    ("train --layer-init 5=zeros", "out of range"),
+    ("train --layer-init x=zeros", "LAYER=SPEC"),
+    ("train --model mlp(hidden=[0])", "hidden sizes must be integers"),
+    ("train --model mlp(hidden=[64,,])", "malformed"),
+    ("train --model resnet9000", "unknown model"),
+    ("train --model mlp() --hidden 32", "not both"),
+    # train: data files
+    ("train --data-file {huge_label.npz}", "a label of 1000000000"),
+    ("train --data-file {sparse_labels.npz}", "no training example"),
+    ("train --data-file {negative_label.npz}", "non-negative"),
+    ("train --data-file {float_labels.npz}", "integer class labels"),
+    ("train --data-file {nan_pixels.npz}", "non-finite"),
+    ("train --data-file {inf_pixels.npz}", "non-finite"),
+    ("train --data-file {complex_pixels.npz}", "real numbers"),
+    ("train --data-file {string_pixels.npz}", "real numbers"),
+    ("train --data-file {mismatched.npz}", "differ in shape"),
+    ("train --data-file {short_labels.npz}", "labels"),
+    ("train --data-file {missing_keys.npz}", "lacks"),
+    ("train --data-file {single.npy}", "single .npy"),
+    ("train --data-file {binary.bin}", "corrupt"),
+    ("train --data-file missing.npz", "not found"),
+    ("train --data-file {a_folder}", "not found"),
+    # train: outputs
+    ("train --out {text.txt} --data-file {good.npz}", "is a file"),
+    ("train --out {text.txt}/sub --data-file {good.npz}", "is a file"),
+    # saturation
+    ("saturation --draws 0", "draws"),
+    ("saturation --draws 100000000000", "at most"),
+    ("saturation --units 0", "units"),
+    ("saturation --units 100000000000", "at most"),
+    ("saturation --units 100000 --input-dim 100000", "MiB"),
+    ("saturation --input-dim -1", "input_dim"),
+    ("saturation --bins 0", "bins"),
+    ("saturation --bins 100000000000", "at most"),
+    ("saturation --seed -5", "seed"),
+    ("saturation --plot out.txt", ".png"),
+    ("saturation --plot out", "no extension"),
+    ("saturation --plot {a_folder}/x.bmp", ".png"),
+    ("saturation --low nan", "finite"),
+    ("saturation --high inf", "finite"),
+    ("saturation --low 0.9 --high 0.1", "low < high"),
+    ("saturation --activation relu", "--low and --high"),
+    ("saturation --init RandomNormal(stddev=inf)", "not a literal"),
+    ("saturation --inputs uniform(low=1e400)", "finite"),
+    ("saturation --inputs normal(std=-1.0)", "std"),
+    ("saturation --inputs bogus", "unknown input source"),
+    ("saturation --activation nope", "unknown activation"),
+    # propagate, isometry, theory
+    ("propagate --depth 0", "depth"),
+    ("propagate --depth 100000000", "at most"),
+    ("propagate --width 0", "width"),
+    ("propagate --width 100000000000", "at most"),
+    ("propagate --width 100000 --depth 100", "memory"),
+    ("propagate --batch 0", "batch"),
+    ("propagate --plot bad.ext", ".png"),
+    ("propagate --histograms nosuffix", "no extension"),
+    ("propagate --init he_normal --init HeNormal()", "given twice"),
+    ("propagate --init lsuv", "training data"),
+    ("isometry --depth 0", "depth"),
+    ("isometry --samples 0", "samples"),
+    ("isometry --width 100000000000", "at most"),
+    ("isometry --plot x.doc", ".png"),
+    ("theory --sigma-w2 nan", "finite"),
+    ("theory --sigma-w2 -1", ">= 0"),
+    ("theory --sigma-w2 inf", "finite"),
+    ("theory --sigma-b2 -1", ">= 0"),
+    ("theory --sigma-b2 nan", "finite"),
+    ("theory --fan-in 0", "--fan-in"),
+    ("theory --activation nope", "unknown activation"),
+    ("theory --plot x.bmp", ".png"),
+    # list
+    ("list nothing", "unknown list"),
+    ("list initializers --compare --fan-in 0", "--fan-in"),
+    ("list initializers --compare --fan-out 100000000000", "at most"),
+    ("list activations --compare", "--compare applies"),
+    # stores: runs, export, report, plot
+    ("runs missing.sqlite", "not found"),
+    ("runs {empty.sqlite}", "empty file"),
+    ("runs {foreign.sqlite}", "not an initlab results store"),
+    ("runs {garbage.sqlite}", "not a SQLite database"),
+    ("runs {binary.bin}", "not a SQLite database"),
+    ("runs {a_folder}", "folder"),
+    ("runs {newer.sqlite}", "upgrade initlab"),
+    ("runs {truncated.sqlite}", "store"),
+    ("runs --status nope {store.sqlite}", "unknown run status"),
+    ("export {empty.sqlite}", "empty file"),
+    ("export {foreign.sqlite}", "not an initlab results store"),
+    ("export {garbage.sqlite}", "not a SQLite database"),
+    ("export missing.sqlite", "not found"),
+    ("export --format xml {store.sqlite}", "unknown export format"),
+    ("export --out {text.txt} {store.sqlite}", "is a file"),
+    ("export --format json --out {a_folder} {store.sqlite}", "is a folder"),
+    ("report {empty.sqlite}", "empty file"),
+    ("report {foreign.sqlite}", "not an initlab results store"),
+    ("report {garbage.sqlite}", "not a SQLite database"),
+    ("report missing.sqlite", "not found"),
+    ("report --out {text.txt} {store.sqlite}", "is a file"),
+    ("report --notes {binary.bin} {store.sqlite}", "binary"),
+    ("report --notes missing.txt {store.sqlite}", "not found"),
+    ("report --theory {theory_list.json} {store.sqlite}", "must be an object"),
+    ("report --theory {theory_bad.json} {store.sqlite}", "not valid JSON"),
+    ("report --theory {theory_strings.json} {store.sqlite}", "finite numbers"),
+    ("plot curves {empty.sqlite}", "empty file"),
+    ("plot curves {foreign.sqlite}", "not an initlab results store"),
+    ("plot nope {store.sqlite}", "unknown plot"),
+    ("plot curves {store.sqlite} -o x.txt", ".png"),
+    ("plot curves {garbage.sqlite}", "not a SQLite database"),
+    # sweeps
+    ("sweep missing.toml", "cannot read"),
+    ("sweep {binary.toml}", "not a text file"),
+    ("sweep {syntax.toml}", "TOML syntax"),
+    ("sweep {unknown_key.toml}", "unknown config key"),
+    ("sweep {huge_seeds.toml}", "2**32"),
+    ("sweep {backwards_seeds.toml}", "backwards"),
+    ("sweep {bad_hidden.toml}", "positive"),
+    ("sweep {string_epochs.toml}", "epochs"),
+    ("sweep {inf_rate.toml}", "finite"),
+    ("sweep {twice.toml}", "one place"),
+    ("sweep {zip_lengths.toml}", "equal lengths"),
+    ("sweep {empty_grid.toml}", "non-empty"),
+    ("sweep {top_level.toml}", "top-level"),
+    ("sweep {huge_batch.toml}", "at most"),
+    ("sweep --store {foreign.sqlite} {inf_rate.toml}", "finite"),
+    ("sweep --memory-budget nan {top_level.toml}", "finite"),
+    ("sweep --chunk-size 0 {top_level.toml}", "--chunk-size"),
+    ("sweep --executor slurm {top_level.toml}", "top-level"),
+    # reproduce
+    ("reproduce nope", "unknown experiment"),
+    ("reproduce --seeds 0-4294967295", "more than"),
+    ("reproduce --epochs 0", "--epochs"),
+    ("reproduce --epochs 100000000000", "at most"),
+    ("reproduce --seeds 5-1", "backwards"),
+    ("reproduce --out {text.txt}", "is a file"),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "folder"
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_there_are_at_least_a_hundred_cases():
+    assert len(CASES) >= 100
+    assert len({line for line, _ in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("line", "expected"), CASES, ids=[line[:60] for line, _ in CASES])
+def test_a_bad_input_is_one_line_exit_2_and_nothing_written(line, expected, files, tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INITLAB_OFFLINE", "1")
+    for path in files.iterdir():
+        line = line.replace("{" + path.name + "}", str(path))
+    args = shlex.split(line) if "\n" not in line else line.split(" ", 2)
+    before_files, before_here = _snapshot(files), _snapshot(tmp_path)
+    result = CliRunner().invoke(app, args)
+    stderr = result.stderr
+    assert result.exit_code == 2, (result.exit_code, stderr[-500:], result.stdout[-500:], result.exception)
+    assert "Traceback" not in stderr + result.stdout
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert len(lines[0]) <= MAX_ERROR_LENGTH + len("error: "), lines[0][:200]
+    assert lines[0].startswith("error: ")
+    assert expected.lower() in lines[0].lower(), lines[0]
+    assert _snapshot(files) == before_files
+    assert _snapshot(tmp_path) == before_here

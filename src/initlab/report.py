@@ -114,6 +114,15 @@ def _load_theory(theory: Mapping[Any, Any] | str | Path | None) -> Mapping[Any, 
     return theory
 
 
+def _percent(value: float) -> str:
+    """A fraction as a percentage with two significant digits below 1% (so a small spread is not "0.0%")."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    if 0 < abs(value) < 0.01:
+        return f"{100 * value:.2g}%"
+    return f"{value:.1%}"
+
+
 def _layer_count(results: Results) -> int:
     layers = {layer for layer in results.metrics.get("layer", []) if layer}
     return len(layers)
@@ -295,8 +304,8 @@ def build_report(
         from initlab.viz.plots import SaturationPanelDisplay
 
         rows = "".join(
-            f"<tr><td>{escape(str(row['initializer']))}</td><td>{row['saturation_fraction']:.1%} ± "
-            f"{row['saturation_fraction_se']:.1%}</td><td>{row['predicted_saturation_fraction']:.1%}</td>"
+            f"<tr><td>{escape(str(row['initializer']))}</td><td>{_percent(row['saturation_fraction'])} ± "
+            f"{_percent(row['saturation_fraction_se'])}</td><td>{_percent(row['predicted_saturation_fraction'])}</td>"
             f"<td>{escape(str(row.get('prediction', 'approximate')))}</td><td>{row['preactivation_std']:.3g} / "
             f"{row['predicted_preactivation_std']:.3g}</td></tr>"
             for row in part_a
@@ -325,7 +334,7 @@ def build_report(
         doc.section(
             "summary",
             "Summary",
-            summary.to_html(),
+            f'<div class="scroll">{summary.to_html()}</div>',
             (
                 '<p class="note">Configurations ranked by mean final validation accuracy (then loss); mean ± sample '
                 "standard deviation over the seeds that finished without diverging. Diverged runs are counted, not "

@@ -152,11 +152,11 @@ def conclusions(
     if wide_a and glorot_a:
         notes.append(
             f"Saturation at initialization: with {wide}, {wide_a['saturation_fraction']:.1%} "
-            f"(± {wide_a['saturation_fraction_se']:.1%} s.e.) of the {wide_a['units']} {wide_a['activation']} outputs "
+            f"(± {_percent(wide_a['saturation_fraction_se'])} s.e.) of the {wide_a['units']} {wide_a['activation']} outputs "
             f"are saturated (below {wide_a['low']:g} or above {wide_a['high']:g}); the Gaussian prediction "
             f"({wide_a.get('prediction', 'approximate')}) is {wide_a['predicted_saturation_fraction']:.1%}. With "
-            f"glorot_uniform it is {glorot_a['saturation_fraction']:.1%} (predicted "
-            f"{glorot_a['predicted_saturation_fraction']:.1%}, {glorot_a.get('prediction', 'approximate')})."
+            f"glorot_uniform it is {_percent(glorot_a['saturation_fraction'])} (predicted "
+            f"{_percent(glorot_a['predicted_saturation_fraction'])}, {glorot_a.get('prediction', 'approximate')})."
         )
     panel = {label: values for label, values in accuracies.items() if "·" not in label}
     ranked = sorted(panel, key=lambda label: -_mean(panel[label]) if math.isfinite(_mean(panel[label])) else math.inf)
@@ -225,6 +225,11 @@ def conclusions(
                     "the initializer is shown to move the number more."
                 )
     return notes
+
+
+def _percent(value: float) -> str:
+    """Two significant digits below 1%, so that a small spread does not read "0.0%"."""
+    return f"{100 * value:.2g}%" if 0 < abs(value) < 0.01 else f"{value:.1%}"
 
 
 def _epochs(count: int) -> str:

@@ -110,10 +110,12 @@ def test_report_renders_in_chromium_without_errors(served_report: str, browser: 
     assert [name for name in fetched if not name.startswith("data:")] == []
 
     # The runs table is collapsed, and opens.
-    assert browser.execute_script("return document.querySelector('details').open") is False
-    browser.execute_script("document.querySelector('details summary').click()")
-    assert browser.execute_script("return document.querySelector('details table').getBoundingClientRect().height") > 0
-    browser.execute_script("document.querySelector('details').open = false")
+    assert browser.execute_script("return document.querySelector('details.runs').open") is False
+    browser.execute_script("document.querySelector('details.runs summary').click()")
+    assert browser.execute_script(
+        "return document.querySelector('details.runs table').getBoundingClientRect().height"
+    ) > 0
+    browser.execute_script("document.querySelector('details.runs').open = false")
 
     severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert severe == []
@@ -134,3 +136,20 @@ def test_report_renders_in_chromium_without_errors(served_report: str, browser: 
     path.write_bytes(base64.b64decode(shot["data"]))
     assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 10_000
     print(f"screenshot: {path}")
+
+    # Every section, at a desktop's width and at 700 px: nothing overflows the page sideways
+    # (wide tables scroll inside their own box), and each section is screenshot for a reader.
+    from selenium.webdriver.common.by import By
+
+    for width in (1400, 700):
+        browser.set_window_size(width, 1000)
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a {width} px window"
+        sections = browser.find_elements(By.CSS_SELECTOR, "section")
+        assert len(sections) >= 5
+        for section in sections:
+            anchor = section.get_attribute("id") or "section"
+            shot_path = folder / f"report_{width}px_{anchor}.png"
+            shot_path.write_bytes(base64.b64decode(section.screenshot_as_base64))
+            assert shot_path.stat().st_size > 1_000
+    print(f"section screenshots: {folder}")

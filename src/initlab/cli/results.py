@@ -57,6 +57,12 @@ def plot(
     from initlab.viz.plots import FIGURE_FORMATS
 
     output_file(out, extensions=FIGURE_FORMATS, what="figure")
+    from initlab.measure.probes import HISTOGRAMS
+
+    if histogram not in HISTOGRAMS:
+        from initlab.errors import unknown
+
+        raise unknown("histogram kind", histogram, HISTOGRAMS)
     if kind == "curves":
         display = figures.SeedBandCurvesDisplay.from_results(store)
     elif kind in ("saturation", "dead"):

@@ -319,6 +319,9 @@ def initializer_point(spec: str, fan_in: int, fan_out: int, bias_spec: str = "ze
     if fan_in <= 0 or fan_out <= 0:
         raise InitlabError(f"fan_in and fan_out must be positive, got ({fan_in}, {fan_out})")
     kernel, bias = _initializers.build(spec), _initializers.build(bias_spec)
+    for built in (kernel, bias):
+        if built.data_dependent:  # its scale comes from the data, not from a law
+            raise InitlabError(f"{built.spec} needs training data: mean-field theory takes plain initializers only")
     return InitializerPoint(
         kernel=kernel.spec, bias=bias.spec, fan_in=fan_in, fan_out=fan_out,
         sigma_w2=fan_in * kernel.law((fan_in, fan_out)).second_moment, sigma_b2=bias.law((fan_out,)).second_moment,

@@ -276,7 +276,8 @@ def build_report(
         store_path: the SQLite results store (read only).
         out_dir: folder of the report (created).
         title: the page title (default: from the store's file name).
-        theory: predictions to draw beside measurements: ``{run id or configuration label:
+        theory: predictions to draw beside measurements (default: those the store keeps, if
+            any, as the main job's): ``{run id or configuration label:
             {statistic: {layer: value} or [value per layer from 1]}}``, or a JSON file of it.
             Drawn for ``preactivation_variance``, ``backprop_variance``, ``weight_grad_variance``
             (by depth) and ``saturation_fraction``, ``dead_fraction`` (at epoch 0).
@@ -293,7 +294,7 @@ def build_report(
     """
     store_path = Path(store_path)
     results = Results.from_store(store_path, histogram_kinds=list(histogram_kinds))
-    theory = _load_theory(theory)
+    theory = _load_theory(theory if theory is not None else results.documents.get("theory"))
     theory_by_label(theory, results)  # unknown runs or labels fail here, before any drawing
     title = title or f"initlab report: {store_path.name}"
     doc = _Document(dpi)

@@ -103,6 +103,28 @@ def part_a(out: Path, draws: int = 200) -> list[dict[str, Any]]:
     return rows
 
 
+def saturation_theory(runs: Plan, draws: int = 20) -> dict[str, dict[str, list[float]]]:
+    """The Gaussian prediction of the hidden layer's saturation at initialization, per panel configuration.
+
+    ``{label: {"saturation_fraction": [fraction]}}`` for the report's theory overlay (epoch 0):
+    the layer's law given MNIST training images (:func:`initlab.measure.saturation.saturation`).
+    Data-dependent initializers (LSUV) have no such prediction and are left out.
+    """
+    from initlab.initializers import build
+    from initlab.measure.saturation import saturation
+
+    theory: dict[str, dict[str, list[float]]] = {}
+    for config, label in zip(runs.configs, runs.labels):
+        if "·" in label or label in theory or build(config.kernel_initializer).data_dependent:
+            continue
+        result = saturation(
+            config.kernel_initializer, units=config.hidden_units[0], input_dim=784, inputs="mnist",
+            activation=config.activation, bias_initializer=config.bias_initializer, draws=draws,
+        )  # fmt: skip
+        theory[label] = {"saturation_fraction": [result.predicted_saturation_fraction]}
+    return theory
+
+
 def _final_accuracies(store_path: Path, labels: dict[str, str]) -> dict[str, dict[int, float]]:
     """Final val_accuracy of every finished run by plan label, then seed (NaN when diverged)."""
     from initlab.experiments.store import Store
@@ -269,8 +291,10 @@ def reproduce_seed(
     )
     from initlab.experiments.store import Store
 
-    with Store(store_path) as store:  # Part A's numbers live in the store, beside the runs
+    theory = saturation_theory(runs)
+    with Store(store_path) as store:  # Part A's numbers and the theory live in the store, beside the runs
         store.record_document("part_a", part_a_rows)
+        store.record_document("theory", theory)
     labels = {config.config_hash(): label for config, label in zip(runs.configs, runs.labels)}
     notes = conclusions(part_a_rows, _final_accuracies(store_path, labels), epochs)
     write_text(out / "conclusions.txt", "\n\n".join(notes) + "\n")

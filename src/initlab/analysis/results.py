@@ -116,7 +116,8 @@ class Results:
     metrics: Mapping[str, Sequence[Any]]
     histograms: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     documents: Mapping[str, Any] = field(default_factory=dict)
-    """Documents kept beside the runs (``part_a``: the main job's saturation at initialization)."""
+    """Documents kept beside the runs (``part_a``: the main job's saturation at initialization;
+    ``theory``: predictions to draw beside the measurements, as ``build_report``'s ``theory``)."""
 
     def __post_init__(self) -> None:
         self.labels = configuration_labels(self.runs)
@@ -141,7 +142,7 @@ class Results:
         """Read a store (an open :class:`Store` or a path); ``histogram_kinds=None`` skips histograms."""
         with _opened(store) as opened:
             histograms = {} if histogram_kinds is None else opened.histograms(kinds=histogram_kinds)
-            documents = {name: value for name in ("part_a",) if (value := opened.document(name)) is not None}
+            documents = {name: value for name in ("part_a", "theory") if (value := opened.document(name)) is not None}
             return cls(opened.runs(), opened.metrics(), histograms, documents)
 
     def run_ids(self, label: str, *, include_diverged: bool = False) -> list[int]:

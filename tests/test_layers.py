@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "checks", "specs", "registry", "_lazy", "runtime", "files"},
     {"initializers", "accel", "data"},
     {"nn", "mean_field"},
-    {"measure", "training"},
+    {"measure", "training", "scaling"},
     {"experiments"},
     {"analysis", "viz"},
     {"report", "reproduce"},

@@ -300,6 +300,15 @@ CASES = [
     ("sweep --memory-budget nan {top_level.toml}", "finite"),
     ("sweep --chunk-size 0 {top_level.toml}", "--chunk-size"),
     ("sweep --executor slurm {top_level.toml}", "top-level"),
+    # width scaling
+    ("mup coord-check --parametrization mf", "unknown parametrization"),
+    ("mup coord-check --widths 128,64", "must increase"),
+    ("mup coord-check --widths 64", "at least two"),
+    ("mup coord-check --widths 64-100", "powers of two"),
+    ("mup coord-check --widths 64-256 --base-width 1024", "larger than every width"),
+    ("mup coord-check --widths 64-256 --optimizer rmsprop", "sgd or adam"),
+    ("mup coord-check --widths 64-256 --steps 0", "steps"),
+    ("mup coord-check --widths 64-256 --plot c.gif", ".png"),
     # reproduce
     ("reproduce nope", "unknown experiment"),
     ("reproduce --seeds 0-4294967295", "more than"),

@@ -50,6 +50,9 @@ class DenseLayer:
     activation: str = "linear"
     kernel_initializer: str = "glorot_uniform"
     bias_initializer: str = "zeros"
+    input_multiplier: float = 1.0
+    """A constant the layer's input is multiplied by (a width parametrization's forward
+    multiplier, as microsoft/mup's ``MuReadout`` has: ``(m x) @ kernel + bias``)."""
 
     def __post_init__(self) -> None:
         positive_int("layer units", self.units)
@@ -83,6 +86,9 @@ def _module_class() -> type:
                 dot_general = None
                 if index == 0 and self.first_matmul is not None:
                     dot_general = _as_dot_general(self.first_matmul)
+                if layer.input_multiplier != 1.0:
+                    # Inside the product, so that the taps still see the previous layer's own output.
+                    dot_general = _scaled(dot_general, layer.input_multiplier)
                 z = linen.Dense(
                     layer.units,
                     kernel_init=build_initializer(layer.kernel_initializer),
@@ -94,6 +100,16 @@ def _module_class() -> type:
             return x
 
     return MLPModule
+
+
+def _scaled(dot_general: Callable[..., Any] | None, multiplier: float) -> Callable[..., Any]:
+    """``multiplier * (x @ kernel)``: ``(multiplier x) @ kernel`` without changing ``x``."""
+    product = dot_general or jax.lax.dot_general
+
+    def scaled(lhs, rhs, *args, **kwargs):
+        return multiplier * product(lhs, rhs, *args, **kwargs)
+
+    return scaled
 
 
 def _as_dot_general(matmul: Callable[[Any, Any], Any]) -> Callable[..., Any]:

@@ -29,7 +29,7 @@ from initlab._lazy import jax, jnp, optax
 from initlab.checks import MAX_UNITS, positive_int, require_memory, seed_int
 from initlab.errors import InitlabError
 from initlab.initializers import build as build_initializer
-from initlab.nn import losses, optimizers
+from initlab.nn import optimizers
 from initlab.nn.models import MLP, DenseLayer, layer_name
 from initlab.scaling.parametrizations import OPTIMIZER_KINDS, layer_rules, roles_of
 
@@ -141,7 +141,8 @@ def coord_check(
     """Run the coordinate check of one parametrization over ``widths`` (base width: the first).
 
     The network is ``hidden_layers`` hidden layers of each width (``activation``, kernels from
-    ``kernel_initializer``, zero biases) and a softmax output trained with cross-entropy. Each
+    ``kernel_initializer``, zero biases) and a linear output trained with softmax cross-entropy on
+    its logits (optax's, unclipped: as microsoft/mup's coordinate check trains). Each
     seed takes its own batches (the order its seed fixes), or, with ``fixed_batch``, every step
     takes the training set's first ``batch_size`` examples (microsoft/mup's ``fix_data``).
 
@@ -163,7 +164,6 @@ def coord_check(
         4 * len(seeds) * 8 * (data.input_dim * widest + (hidden_layers - 1) * widest**2 + widest * data.classes),
         f"a coordinate check at width {widest}",
     )
-    loss = losses.build("categorical_crossentropy")
     values = np.zeros((hidden_layers + 1, steps + 1, len(widths), len(seeds)))
     if fixed_batch:
         order = np.tile(np.arange(batch_size), (len(seeds), steps))
@@ -173,7 +173,7 @@ def coord_check(
     for column, width in enumerate(widths):
         rules = layer_rules(parametrization, roles_of(hidden_layers + 1), width=width, base_width=base)
         values[:, :, column, :] = _one_width(
-            rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, loss, data, features,
+            rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, data, features,
             order, seeds, steps, batch_size,
         )
     layers = [f"{layer_name(i)}/activation" for i in range(hidden_layers)] + [f"{layer_name(hidden_layers)}/logits"]
@@ -185,7 +185,7 @@ def coord_check(
 
 
 def _one_width(
-    rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, loss, data, features, order, seeds,
+    rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, data, features, order, seeds,
     steps, batch_size,
 ) -> np.ndarray:
     """``(layers, steps + 1, seeds)`` mean absolute coordinates at one width."""
@@ -193,7 +193,7 @@ def _one_width(
         DenseLayer(units=width, activation=activation, kernel_initializer=kernel_initializer,
                    input_multiplier=rules[i].forward)
         for i in range(hidden_layers)
-    ) + (DenseLayer(units=data.classes, activation="softmax", kernel_initializer=kernel_initializer,
+    ) + (DenseLayer(units=data.classes, activation="linear", kernel_initializer=kernel_initializer,
                     input_multiplier=rules[-1].forward),)  # fmt: skip
     mlp = MLP(input_dim=data.input_dim, layers=layers)
 
@@ -215,8 +215,8 @@ def _one_width(
         return jnp.stack([*hidden, jnp.mean(jnp.abs(outputs[-1].preactivation))])
 
     def step(params, state, x, y):
-        def objective(params):
-            return jnp.mean(loss(y, mlp.apply(params, x)))
+        def objective(params):  # on the logits, unclipped (Keras's clipping would stop confident gradients)
+            return jnp.mean(optax.softmax_cross_entropy(mlp.apply(params, x), y))
 
         updates, state = transform.update(jax.grad(objective)(params), state, params)
         return optax.apply_updates(params, updates), state

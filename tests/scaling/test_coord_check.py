@@ -68,6 +68,15 @@ def test_under_mup_every_layers_coordinates_stay_put(checks):
     assert slopes[-1, 0] == pytest.approx(-0.5, abs=0.15)  # muP's logits start at O(1/sqrt(width))
 
 
+def test_the_layer_whose_update_breaks_width_scaling_is_named(checks):
+    # Each layer's own update, m x_in @ (W_t - W_0): SP's hidden and output updates grow with width
+    # under Adam (the layers that break transfer); muP keeps every one O(1).
+    layer, slope, step = checks["sp"].worst_layer()
+    assert layer in ("Dense_1", "Dense_2") and slope > CLEARLY_POSITIVE and 1 <= step <= 3
+    assert np.abs(checks["mup"].update_slopes()).max() < NEAR_ZERO
+    assert np.all(checks["mup"].updates[:, 0] == 0)  # nothing has moved at step 0
+
+
 def test_at_the_base_width_mup_and_sp_record_the_same_numbers(checks):
     np.testing.assert_allclose(checks["mup"].values[:, :, 0], checks["sp"].values[:, :, 0], rtol=1e-5)
 

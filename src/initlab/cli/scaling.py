@@ -104,5 +104,12 @@ def coord_check_command(
             table.add_row(result.parametrization if index == 0 else "", escape(layer),
                           *[f"{value:+.2f}" for value in slopes[index]])  # fmt: skip
     console.print(table)
+    for result in results:
+        layer, slope, step = result.worst_layer()
+        verdict = "scales with width" if abs(slope) >= 0.2 else "every layer's update is width-independent"
+        console.print(
+            f"{result.parametrization}: the layer whose own update scales most with width is {layer} "
+            f"(slope {slope:+.2f} at step {step}): {verdict}", highlight=False,
+        )
     if plot is not None:
         console.print(f"written {plot}")

@@ -53,6 +53,10 @@ class CoordCheckResult:
     activation: str
     layers: list[str]
     values: np.ndarray = field(repr=False)
+    updates: np.ndarray | None = field(default=None, repr=False)
+    """``updates[layer, step, width, seed]``: mean |m x_in @ (W_t - W_0)|, the change of the layer's
+    pre-activation caused by its own kernel's updates (0 at step 0). muP keeps it O(1) in width for
+    every layer; a layer whose update grows or shrinks with width is the one that breaks transfer."""
 
     def means(self) -> np.ndarray:
         """The mean over seeds, ``(layers, steps + 1, widths)``."""
@@ -60,13 +64,21 @@ class CoordCheckResult:
 
     def slopes(self) -> np.ndarray:
         """The least-squares slope of log2(mean coordinate) against log2(width), ``(layers, steps + 1)``."""
-        x = np.log2(np.asarray(self.widths, float))
-        y = np.log2(np.maximum(self.means(), 1e-300))
-        x_centered = x - x.mean()
-        return (y - y.mean(axis=-1, keepdims=True)) @ x_centered / (x_centered @ x_centered)
+        return _slopes(self.widths, self.means())
+
+    def update_slopes(self) -> np.ndarray:
+        """The slope of log2(mean own-update effect) against log2(width), ``(layers, steps)`` (steps 1..T)."""
+        return _slopes(self.widths, self.updates.mean(axis=-1)[:, 1:])
+
+    def worst_layer(self) -> tuple[str, float, int]:
+        """The layer whose own update scales most with width, its slope and the step (1..T) where it is largest."""
+        slopes = self.update_slopes()
+        layer, step = np.unravel_index(int(np.argmax(np.abs(slopes))), slopes.shape)
+        return self.layers[layer].split("/")[0], float(slopes[layer, step]), int(step) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        means, slopes = self.means(), self.slopes()
+        means, slopes, update_slopes = self.means(), self.slopes(), self.update_slopes()
+        kernels = [name.split("/")[0] + "/kernel" for name in self.layers]
         return {
             "parametrization": self.parametrization, "widths": self.widths, "base_width": self.base_width,
             "steps": self.steps, "seeds": self.seeds, "optimizer": self.optimizer, "activation": self.activation,
@@ -78,7 +90,21 @@ class CoordCheckResult:
                 }
                 for i, name in enumerate(self.layers)
             },
+            "update_statistic": "mean |m x_in @ (W_t - W_0)|: the change of the layer's pre-activation by its own "
+                                "kernel's updates, mean over seeds",
+            "updates": {
+                kernel: {f"step {step + 1}": {"slope": float(update_slopes[i, step])} for step in range(self.steps)}
+                for i, kernel in enumerate(kernels)
+            },
+            "worst_layer": dict(zip(("layer", "slope", "step"), self.worst_layer())),
         }  # fmt: skip
+
+
+def _slopes(widths: Sequence[int], means: np.ndarray) -> np.ndarray:
+    x = np.log2(np.asarray(widths, float))
+    y = np.log2(np.maximum(means, 1e-300))
+    x_centered = x - x.mean()
+    return (y - y.mean(axis=-1, keepdims=True)) @ x_centered / (x_centered @ x_centered)
 
 
 def _check_widths(widths: Sequence[int], base_width: int | None) -> tuple[list[int], int]:
@@ -165,6 +191,7 @@ def coord_check(
         f"a coordinate check at width {widest}",
     )
     values = np.zeros((hidden_layers + 1, steps + 1, len(widths), len(seeds)))
+    updates = np.zeros_like(values)
     if fixed_batch:
         order = np.tile(np.arange(batch_size), (len(seeds), steps))
     else:
@@ -172,7 +199,7 @@ def coord_check(
     features = data.features("train")
     for column, width in enumerate(widths):
         rules = layer_rules(parametrization, roles_of(hidden_layers + 1), width=width, base_width=base)
-        values[:, :, column, :] = _one_width(
+        values[:, :, column, :], updates[:, :, column, :] = _one_width(
             rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, data, features,
             order, seeds, steps, batch_size,
         )
@@ -180,7 +207,7 @@ def coord_check(
     return CoordCheckResult(
         parametrization=parametrization, widths=widths, base_width=base, steps=steps, seeds=seeds,
         optimizer=optimizers.optimizers.canonical(optimizer, always=("learning_rate",)), activation=activation,
-        layers=layers, values=values,
+        layers=layers, values=values, updates=updates,
     )  # fmt: skip
 
 
@@ -188,7 +215,7 @@ def _one_width(
     rules, width, hidden_layers, activation, kernel_initializer, optimizer, kind, data, features, order, seeds,
     steps, batch_size,
 ) -> np.ndarray:
-    """``(layers, steps + 1, seeds)`` mean absolute coordinates at one width."""
+    """``(2, layers, steps + 1, seeds)``: mean |coordinates|, and mean |own-update effects|, at one width."""
     layers = tuple(
         DenseLayer(units=width, activation=activation, kernel_initializer=kernel_initializer,
                    input_multiplier=rules[i].forward)
@@ -209,10 +236,16 @@ def _one_width(
         params = mlp.init(key)
         return jax.tree.map(jnp.multiply, params, init_scale)
 
-    def coordinates(params, x):
+    def coordinates(params, initial, x):
+        """Mean |coordinate| of each layer, and of its own update's effect: |m x_in @ (W_t - W_0)|."""
         _, outputs = mlp.apply_with_intermediates(params, x)
         hidden = [jnp.mean(jnp.abs(layer.activation)) for layer in outputs[:-1]]
-        return jnp.stack([*hidden, jnp.mean(jnp.abs(outputs[-1].preactivation))])
+        inputs = [x, *[layer.activation for layer in outputs[:-1]]]
+        updates = [
+            jnp.mean(jnp.abs(rule.forward * inputs[i] @ (params[layer_name(i)]["kernel"] - initial[layer_name(i)]["kernel"])))
+            for i, rule in enumerate(rules)
+        ]
+        return jnp.stack([*hidden, jnp.mean(jnp.abs(outputs[-1].preactivation))]), jnp.stack(updates)
 
     def step(params, state, x, y):
         def objective(params):  # on the logits, unclipped (Keras's clipping would stop confident gradients)
@@ -224,21 +257,24 @@ def _one_width(
     def run(params, x_all, y_all):
         # Every step of one seed in one program: one compilation per width. Step t's record is
         # on step t's batch (the last reuses the last batch: the network after every update).
-        state, records = transform.init(params), []
+        state, records, updates, initial = transform.init(params), [], [], params
         for t in range(steps + 1):
             batch = slice(min(t, steps - 1) * batch_size, (min(t, steps - 1) + 1) * batch_size)
             x, y = x_all[batch], y_all[batch]
-            records.append(coordinates(params, x))
+            record, update = coordinates(params, initial, x)
+            records.append(record)
+            updates.append(update)
             if t < steps:
                 params, state = step(params, state, x, y)
-        return jnp.stack(records)  # (steps + 1, layers)
+        return jnp.stack(records), jnp.stack(updates)  # each (steps + 1, layers)
 
     # Drawn eagerly (XLA compiles random-number kernels slowly; eager ones are cached), then stacked.
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(jax.random.key(seed)) for seed in seeds])
     x_all = jnp.asarray(features[order])  # (seeds, steps * batch, inputs)
     y_all = jnp.asarray(data.y_train[order])
-    out = np.asarray(jax.jit(jax.vmap(run))(params, x_all, y_all)).transpose(2, 1, 0)  # (layers, steps + 1, seeds)
-    if not np.isfinite(out).all():
+    records, updates = jax.jit(jax.vmap(run))(params, x_all, y_all)
+    out = np.stack([np.asarray(records), np.asarray(updates)]).transpose(0, 3, 2, 1)  # (2, layers, steps + 1, seeds)
+    if not np.isfinite(out).all():  # (the updates at step 0 are exactly 0)
         raise InitlabError(f"the coordinates diverged at width {width} (NaN or inf): lower the learning rate")
     return out
 

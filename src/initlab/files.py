@@ -168,13 +168,6 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    with replacing(path) as temporary:
-        temporary.write_bytes(data)
-    return Path(path)
-
-
 class Staging:
     """Files of one output folder, written to temporary paths and renamed together at the end."""
 
@@ -225,6 +218,6 @@ def staged_folder(folder: str | os.PathLike[str]) -> Iterator[Staging]:
 
 
 __all__ = [
-    "Staging", "finite_json", "json_text", "make_folder", "read_text", "output_file", "output_folder", "replacing", "staged_folder", "write_bytes",
+    "Staging", "finite_json", "json_text", "make_folder", "read_text", "output_file", "output_folder", "replacing", "staged_folder",
     "write_text",
 ]

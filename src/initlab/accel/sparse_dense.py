@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -40,6 +39,7 @@ import numpy as np
 
 from initlab._lazy import jax, jnp
 from initlab.errors import InitlabError, unknown
+from initlab.files import replacing
 from initlab.runtime import cache_dir
 
 MAX_DENSITY = 0.5
@@ -119,7 +119,7 @@ def available() -> bool:
         return False
     try:
         library = ctypes.cdll.LoadLibrary(_build())
-    except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+    except (OSError, subprocess.SubprocessError, RuntimeError, InitlabError) as error:
         warnings.warn(
             f"initlab: could not build the sparse-input kernels ({error}); the first layer uses XLA's dense "
             "matmul (slower on MNIST). Install a C++ compiler (g++) or set INITLAB_SPARSE_KERNELS=0 to silence this.",
@@ -168,15 +168,8 @@ def _build() -> str:
     # Library first, then its digest, each renamed into place whole: processes building side
     # by side never see half a file, and a library without its digest is never loaded.
     for path, data in ((target, library), (target + ".sha256", digest.encode())):
-        descriptor, temporary = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        with replacing(path) as temporary:
+            temporary.write_bytes(data)
     return target
 
 

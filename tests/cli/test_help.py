@@ -10,12 +10,28 @@ from typer.testing import CliRunner
 
 from initlab.cli import app
 
-COMMANDS = sorted(typer.main.get_command(app).commands)
+
+def _paths(group, prefix=()):
+    """Every command's words, groups' subcommands included (``mup coord-check``)."""
+    for name, command in sorted(group.commands.items()):
+        yield " ".join((*prefix, name))
+        if hasattr(command, "commands"):
+            yield from _paths(command, (*prefix, name))
+
+
+COMMANDS = list(_paths(typer.main.get_command(app)))
+
+
+def _command(path):
+    command = typer.main.get_command(app)
+    for word in path.split():
+        command = command.commands[word]
+    return command
 
 
 @pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_names_values_not_python_types(command):
-    result = CliRunner().invoke(app, [command, "--help"] if command else ["--help"], env={"COLUMNS": "100"})
+    result = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     for type_name in ("<str>", "<int>", "<float>", "<bool>", "<path>", "list[", "Optional", "NoneType"):
         assert type_name not in result.stdout, f"{command} --help shows {type_name}"
@@ -27,8 +43,7 @@ def test_help_names_values_not_python_types(command):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_has_help_text(command):
-    click_command = typer.main.get_command(app).commands[command]
-    missing = [param.name for param in click_command.params if not param.help]
+    missing = [param.name for param in _command(command).params if not param.help]
     assert missing == []
 
 

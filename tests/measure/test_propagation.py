@@ -254,3 +254,15 @@ def test_deep_gaussian_products_resolve_singular_values_far_below_float32():
     median_exponent = np.mean(np.log(np.median(result.singular_values, axis=1))) / depth
     assert median_exponent == pytest.approx((lyapunov[n // 2 - 1] + lyapunov[n // 2]) / 2, abs=0.02)
     assert np.median(result.singular_values) > result.resolution
+
+
+def test_the_cli_marks_singular_values_below_float64s_resolution():
+    from typer.testing import CliRunner
+
+    from initlab.cli import app
+
+    result = CliRunner().invoke(app, ["isometry", "--init", "random_normal(stddev=0.0625)", "--depth", "10",
+                                      "--width", "256"], env={"COLUMNS": "120"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "random_normal" in line)
+    assert row.split("│")[2].strip().startswith("<"), row  # its smallest value is rounding noise

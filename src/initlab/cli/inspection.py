@@ -116,7 +116,8 @@ def isometry(
         emit_json([result.to_dict() for result in results])
         return
     table = Table(
-        title=f"Jacobian singular values, {activation}, depth {depth}, width {width} (products in float64)",
+        title=f"Jacobian singular values, {activation}, depth {depth}, width {width} (products in float64; "
+        "<x: below what float64 resolves, 1e-13 of the largest)",
         title_justify="left",
     )
     for column in ("initializer", "min", "median", "max", "mean square", "spread"):
@@ -126,7 +127,10 @@ def isometry(
             table.add_column(column, justify="right", no_wrap=True)
     for result in results:
         values = result.singular_values.ravel()
-        table.add_row(escape(result.initializer), f"{values.min():.4g}", f"{float(np.median(values)):.4g}",
+        def shown(value: float) -> str:  # below float64's resolution of the product: rounding noise
+            return f"<{result.resolution:.2g}" if value < result.resolution else f"{value:.4g}"
+
+        table.add_row(escape(result.initializer), shown(values.min()), shown(float(np.median(values))),
                       f"{values.max():.4g}", f"{result.mean_squared:.4g}", f"{result.spread:.4g}")
     console.print(table)
     if plot is not None:

@@ -33,6 +33,21 @@ def test_a_write_replaces_the_file_whole(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_a_written_file_has_the_mode_a_new_file_gets_or_keeps_its_own(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    new = write_text(tmp_path / "report.html", "x")  # not mkstemp's owner-only 0600
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~mask
+    kept = tmp_path / "shared.txt"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    write_text(kept, "new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+
+
 def test_a_write_that_fails_half_way_leaves_the_previous_file(tmp_path):
     path = write_text(tmp_path / "out.txt", "previous")
     with pytest.raises(RuntimeError):

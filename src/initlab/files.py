@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -122,15 +123,36 @@ def make_folder(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # (read by setting it: done once, at import, before any thread writes)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
 def _temporary_beside(path: Path) -> Path:
+    """An empty file beside ``path``, with the permissions ``path`` has (or a new file would get).
+
+    ``mkstemp`` creates files readable by their owner only; a report or figure renamed from one
+    would keep that mode, unlike any file the user writes.
+    """
     make_folder(path.parent)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~_UMASK
     try:
         descriptor, name = tempfile.mkstemp(
             prefix=f".{path.stem[:80]}.", suffix=f".part{path.suffix}", dir=path.parent
         )
     except OSError as error:
         raise _cannot("write", path, error) from None
-    os.close(descriptor)
+    try:
+        os.fchmod(descriptor, mode)
+    finally:
+        os.close(descriptor)
     return Path(name)
 
 

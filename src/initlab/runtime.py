@@ -50,6 +50,12 @@ class Settings:
 _applied: Settings | None = None
 
 
+LIGHTLY_OPTIMIZED = {"xla_backend_optimization_level": 1}
+"""``jax.jit(..., compiler_options=LIGHTLY_OPTIMIZED)`` for programs that draw parameters: XLA
+spends seconds optimizing threefry's random-number kernels at its default level 3 that run as
+fast at level 1 (a 3-layer MLP's draws: 0.7 s to compile instead of 1.8 s; 20 layers: ~2.5x)."""
+
+
 def cache_dir() -> str:
     """initlab's cache folder: ``$INITLAB_CACHE``, else ``$XDG_CACHE_HOME/initlab`` or ``~/.cache/initlab``."""
     if os.environ.get("INITLAB_CACHE"):
@@ -137,4 +143,4 @@ def ensure_configured() -> Settings:
     return _applied if _applied is not None else configure()
 
 
-__all__ = ["Settings", "cache_dir", "configure", "cpu_devices_wanted", "ensure_configured"]
+__all__ = ["LIGHTLY_OPTIMIZED", "Settings", "cache_dir", "configure", "cpu_devices_wanted", "ensure_configured"]

@@ -115,7 +115,7 @@ def test_lists_become_tuples(write):
 EVERY_FIELD = {
     "dataset": '"fashion_mnist"',
     "data_file": '"digits.npz"',
-    "hidden_units": "[32, 16]",
+    "hidden_units": "[32, 32]",
     "activation": '"tanh"',
     "kernel_initializer": '"he_normal"',
     "bias_initializer": '"ones"',
@@ -133,7 +133,11 @@ EVERY_FIELD = {
     "defaults": '"torch"',
     "init_rules": '["*/bias=ones"]',
     "matmul": '"xla"',
+    "parametrization": '"mup"',
+    "base_width": "16",
 }
+# Fields that are valid only together: each one's single-field grid gets its partner in [base].
+COUPLED = {"parametrization": "base_width = 16\n", "base_width": 'parametrization = "mup"\n'}
 
 
 def test_every_config_field_can_be_set_in_base_and_grid(write):
@@ -143,7 +147,8 @@ def test_every_config_field_can_be_set_in_base_and_grid(write):
     for key in EVERY_FIELD:
         assert getattr(config, key) != getattr(TrainConfig(), key), key
     for key, value in EVERY_FIELD.items():
-        (single,) = load_sweep(write(f"[grid]\n{key} = [{value}]\n", f"grid_{key}.toml")).expand()
+        text = (f"[base]\n{COUPLED[key]}" if key in COUPLED else "") + f"[grid]\n{key} = [{value}]\n"
+        (single,) = load_sweep(write(text, f"grid_{key}.toml")).expand()
         assert getattr(single, key) == getattr(config, key), key
 
 

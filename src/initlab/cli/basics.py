@@ -279,6 +279,18 @@ def train(
             help="First layer's product: auto (initlab's sparse-input kernels on mostly-zero inputs), xla, sparse.",
         ),
     ] = "auto",
+    parametrization: Annotated[
+        str,
+        typer.Option(
+            metavar="sp|ntk|mup|mf",
+            help="How init, forward multipliers and learning rates scale with the hidden width (needs --base-width "
+            "unless sp).",
+        ),
+    ] = "sp",
+    base_width: Annotated[
+        Optional[int],
+        typer.Option("--base-width", metavar="N", help="The width at which the parametrization equals sp."),
+    ] = None,
     out: Annotated[
         Optional[Path], typer.Option("-o", "--out", help="Write history (JSON, CSV) and learning curves (PNG) here.")
     ] = None,
@@ -322,7 +334,7 @@ def train(
         output_activation=output_activation, output_kernel_initializer=output_init,
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
         batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0, matmul=matmul,
-        defaults=defaults, init_rules=tuple(init_rule or ()),
+        defaults=defaults, init_rules=tuple(init_rule or ()), parametrization=parametrization, base_width=base_width,
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
     configs = list(dict.fromkeys(  # he_normal and HeNormal() are one configuration: trained once

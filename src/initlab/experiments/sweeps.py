@@ -54,7 +54,7 @@ from initlab.training.config import TrainConfig
 __all__ = ["Sweep", "group", "group_key", "load_sweep"]
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
-_INT_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig) if field.type == "int")
+_INT_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig) if field.type in ("int", "int | None"))
 _LIST_FIELDS = ("hidden_units", "layer_kernel_initializers", "init_rules")
 _TOP_LEVEL = ("name", "base", "grid", "zip")
 

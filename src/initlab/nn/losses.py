@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from initlab._lazy import jnp
+from initlab._lazy import jnp, optax
 from initlab.registry import Registry
 
 # Keras's backend.epsilon(): the clipping constant of its probability losses.
@@ -24,8 +24,16 @@ def mean_squared_error() -> Loss:
 
 
 @losses.register("categorical_crossentropy", aliases=("cce", "crossentropy"))
-def categorical_crossentropy() -> Loss:
-    """-sum y_true log(y_pred), y_pred renormalised and clipped to [1e-7, 1-1e-7] as Keras does."""
+def categorical_crossentropy(from_logits: bool = False) -> Loss:
+    """-sum y_true log(y_pred), y_pred renormalised and clipped to [1e-7, 1-1e-7] as Keras does.
+
+    ``from_logits=True`` (Keras's ``CategoricalCrossentropy(from_logits=True)``): the outputs are
+    logits (a linear output layer) and the loss is the softmax cross-entropy computed from them,
+    unclipped and stable (optax's ``softmax_cross_entropy``): a confident wrong answer costs its
+    full log-odds instead of Keras's ceiling of -log(1e-7) = 16.1, and its gradient does not vanish.
+    """
+    if from_logits:
+        return lambda y_true, logits: optax.softmax_cross_entropy(logits, y_true)
 
     def loss(y_true, y_pred):
         y_pred = y_pred / jnp.sum(y_pred, axis=-1, keepdims=True)

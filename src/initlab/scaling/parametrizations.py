@@ -19,6 +19,9 @@ name      kernels                                 biases
           hidden: Adam lr x 1/m;                   output: init x sqrt(m)
           output: init x sqrt(m), forward x 1/m,
           SGD lr x m
+``mf``    one hidden layer only (the mean-field        as ``mup``
+          limit, f = (1/n) sum_i a_i s(w_i . x)):
+          as ``mup``
 ========  =====================================  ===========================================
 
 ``mup`` is microsoft/mup's: ``MuReadout`` (its ``1/width_mult`` output multiplier and the
@@ -26,6 +29,16 @@ name      kernels                                 biases
 ``MuSGD`` (vector-like parameters, one infinite dimension: lr x ``width_mult``) or ``MuAdam``
 (matrix-like parameters, two infinite dimensions: lr / ``width_mult``); Yang et al. 2022, Tensor
 Programs V, Table 8.
+
+``mf`` is the mean-field parametrization of a network with one hidden layer (Mei, Montanari &
+Nguyen 2018; Chizat & Bach 2018; Rotskoff & Vanden-Eijnden 2018): the readout averages its
+O(1) weights, ``(1/n) sum_i a_i sigma(w_i . x)``, and SGD's learning rate grows as ``n`` so that
+each unit moves O(1). In initlab's relative form that is the readout's ``forward x 1/m`` with
+``init x sqrt(m)`` (its weights O(1) at every width) and SGD ``lr x m`` for every layer: exactly
+``mup``'s rules, as Yang & Hu (2021, Tensor Programs IV, section 5) show that μP is the
+mean-field limit's extension to depth. Deeper networks have no mean-field parametrization that
+both learns features and is non-degenerate at initialization (ibid.), so ``mf`` refuses them:
+use ``mup``.
 
 Example:
     >>> rules = layer_rules("mup", ["input", "hidden", "output"], width=512, base_width=64)
@@ -38,11 +51,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from initlab._lazy import jax, jnp, optax
 from initlab.checks import positive_int
 from initlab.errors import InitlabError, unknown
+from initlab.nn.models import layer_name
 
-PARAMETRIZATIONS = ("sp", "ntk", "mup")
+PARAMETRIZATIONS = ("sp", "ntk", "mup", "mf")
 ROLES = ("input", "hidden", "output")
 OPTIMIZER_KINDS = ("sgd", "adam")
 
@@ -74,7 +90,7 @@ def _rule(name: str, role: str, m: float) -> LayerRule:
         if role == "input":
             return LayerRule(role)
         return LayerRule(role, init=math.sqrt(m), forward=1 / math.sqrt(m))
-    # mup
+    # mup, and mf (its one-hidden-layer case)
     if role == "input":
         return LayerRule(role, lr_sgd=m, bias_lr_sgd=m)
     if role == "hidden":
@@ -97,8 +113,26 @@ def layer_rules(name: str, roles: Sequence[str], *, width: int, base_width: int)
             raise unknown("layer role", role, ROLES)
     if not roles or roles[-1] != "output":
         raise InitlabError("a parametrized network ends with its output layer")
+    if name == "mf" and tuple(roles) != ("input", "output"):
+        raise InitlabError(
+            f"the mean-field parametrization (mf) is for networks of one hidden layer, this one has {len(roles) - 1}: "
+            "use mup, its extension to depth"
+        )
     m = width / base_width
     return tuple(_rule(name, role, m) for role in roles)
+
+
+def init_scales(rules: Sequence[LayerRule]) -> dict[str, dict[str, float]]:
+    """Each Dense layer's ``{"kernel", "bias"}`` multipliers of its initial draw, by layer name."""
+    return {layer_name(i): {"kernel": rule.init, "bias": rule.bias_init} for i, rule in enumerate(rules)}
+
+
+def scaled_optimizer(optimizer: Any, rules: Sequence[LayerRule], kind: str) -> Any:
+    """``optimizer`` (an optax transformation of kind ``sgd`` or ``adam``) with every parameter's
+    update times its rule's learning-rate multiplier: optax's own update, then a constant per
+    parameter (exact for SGD and Adam, whose updates are linear in the learning rate)."""
+    scales = {layer_name(i): {"kernel": rule.lr(kind), "bias": rule.lr(kind, bias=True)} for i, rule in enumerate(rules)}
+    return optax.chain(optimizer, optax.stateless(lambda updates, params: jax.tree.map(jnp.multiply, updates, scales)))
 
 
 def roles_of(layer_count: int) -> tuple[str, ...]:
@@ -109,4 +143,6 @@ def roles_of(layer_count: int) -> tuple[str, ...]:
     return ("input",) + ("hidden",) * (layer_count - 2) + ("output",)
 
 
-__all__ = ["LayerRule", "OPTIMIZER_KINDS", "PARAMETRIZATIONS", "ROLES", "layer_rules", "roles_of"]
+__all__ = [
+    "LayerRule", "OPTIMIZER_KINDS", "PARAMETRIZATIONS", "ROLES", "init_scales", "layer_rules", "roles_of", "scaled_optimizer",
+]

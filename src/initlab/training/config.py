@@ -20,6 +20,14 @@ from initlab.data import datasets, file_sha256
 from initlab.errors import InitlabError, unknown
 from initlab.nn import activations, init_rules, losses, optimizers
 from initlab.nn.models import MLP, DenseLayer, layer_name
+from initlab.scaling.parametrizations import (
+    OPTIMIZER_KINDS,
+    PARAMETRIZATIONS,
+    LayerRule,
+    layer_rules,
+    roles_of,
+    scaled_optimizer,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +60,11 @@ class TrainConfig:
         matmul: the first layer's product: ``auto`` (initlab's sparse-input kernels where the
             inputs are mostly zeros and the kernels can run, else XLA's), ``xla`` or ``sparse``
             (:mod:`initlab.accel.sparse_dense`); the path used is recorded with the result.
+        parametrization: how initialization, forward multipliers and learning rates scale with
+            the hidden width (:mod:`initlab.scaling.parametrizations`): ``sp`` (standard, the
+            default), ``ntk``, ``mup`` or ``mf``; every hidden layer then has one width.
+        base_width: the width at which a parametrization other than ``sp`` equals the standard
+            one (its width multiplier is ``hidden width / base_width``).
     """
 
     dataset: str = "mnist"
@@ -74,10 +87,12 @@ class TrainConfig:
     defaults: str | None = None
     init_rules: tuple[str, ...] = ()
     matmul: str = "auto"
+    parametrization: str = "sp"
+    base_width: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
-                     "output_kernel_initializer", "output_bias_initializer", "loss", "optimizer"):
+                     "output_kernel_initializer", "output_bias_initializer", "loss", "optimizer", "parametrization"):
             if not isinstance(getattr(self, name), str):
                 raise InitlabError(f"{name} must be a spec string such as 'glorot_uniform', got {getattr(self, name)!r}")
         if self.data_file is not None and not isinstance(self.data_file, str):
@@ -119,6 +134,11 @@ class TrainConfig:
             overrides.append((number, initializers.initializers.canonical(spec)))
         object.__setattr__(self, "layer_kernel_initializers", tuple(overrides))
         object.__setattr__(self, "loss", losses.losses.canonical(self.loss))
+        if losses.losses.resolve(self.loss)[1].get("from_logits") and self.output_activation != "linear":
+            raise InitlabError(
+                f"{self.loss} expects logits, but the output activation is {self.output_activation}: set it to linear "
+                "(a softmax before the loss's own would be applied twice)"
+            )
         optimizers.optimizers.build(self.optimizer)
         object.__setattr__(self, "optimizer", optimizers.optimizers.canonical(self.optimizer, always=("learning_rate",)))
         if isinstance(self.init_rules, (str, bytes)) or not hasattr(self.init_rules, "__iter__"):
@@ -127,6 +147,51 @@ class TrainConfig:
         if self.defaults is not None:
             init_rules.preset(self.defaults)
         self.parameter_initializers()  # every rule parses, and matches a parameter of this network
+        self._check_parametrization()
+
+    def _check_parametrization(self) -> None:
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise unknown("parametrization", self.parametrization, PARAMETRIZATIONS)
+        if self.parametrization == "sp":
+            if self.base_width is not None:
+                raise InitlabError("a base width belongs to a width parametrization (ntk, mup or mf); sp has none")
+            return
+        name = self.parametrization
+        if self.base_width is None:
+            raise InitlabError(f"parametrization {name} needs a base width: the width at which it equals sp")
+        positive_int("base width", self.base_width, maximum=MAX_UNITS)
+        if not self.hidden_units or len(set(self.hidden_units)) != 1:
+            shown = "-".join(map(str, self.hidden_units)) or "none"
+            raise InitlabError(f"parametrization {name} needs hidden layers of one width, got {shown}")
+        kind = optimizers.optimizers.resolve(self.optimizer)[0].name
+        if kind not in OPTIMIZER_KINDS:
+            raise InitlabError(f"parametrization {name} scales the learning rate of sgd or adam, not {kind}")
+        for path, spec in self.parameter_initializers().items():
+            if initializers.build(spec).data_dependent:
+                raise InitlabError(
+                    f"{path} is initialized by {spec}, which sets its scale from data; parametrization {name} "
+                    "sets it by width: use one of them"
+                )
+        self.width_rules()  # mf: one hidden layer
+
+    def width_rules(self) -> tuple[LayerRule, ...] | None:
+        """Each Dense layer's width-scaling rule under ``parametrization`` (``None`` for ``sp``)."""
+        if self.parametrization == "sp":
+            return None
+        return layer_rules(
+            self.parametrization, roles_of(len(self.hidden_units) + 1), width=self.hidden_units[0], base_width=self.base_width
+        )
+
+    def optimizer_kind(self) -> str:
+        """The optimizer's registered name (``sgd``, ``adam``, ...)."""
+        return optimizers.optimizers.resolve(self.optimizer)[0].name
+
+    def build_optimizer(self) -> Any:
+        """The optax transformation that trains this config: its optimizer, with the
+        parametrization's per-parameter learning-rate multipliers where it has one."""
+        optimizer = optimizers.build(self.optimizer)
+        rules = self.width_rules()
+        return optimizer if rules is None else scaled_optimizer(optimizer, rules, self.optimizer_kind())
 
     def probes_at(self, epoch: int) -> bool:
         """Whether per-layer probes are taken after ``epoch`` (0: at initialization)."""
@@ -163,12 +228,14 @@ class TrainConfig:
         """The Dense layers, the output layer having ``classes`` units."""
         specs = self.parameter_initializers()
         units = [*self.hidden_units, classes]
+        rules = self.width_rules()
         return tuple(
             DenseLayer(
                 units=size,
                 activation=self.activation if index < len(self.hidden_units) else self.output_activation,
                 kernel_initializer=specs[f"{layer_name(index)}/kernel"],
                 bias_initializer=specs[f"{layer_name(index)}/bias"],
+                input_multiplier=1.0 if rules is None else rules[index].forward,
             )
             for index, size in enumerate(units)
         )
@@ -211,7 +278,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_HASHED_UNLESS_DEFAULT = {"matmul": "auto", "defaults": None, "init_rules": []}
+_HASHED_UNLESS_DEFAULT = {"matmul": "auto", "defaults": None, "init_rules": [], "parametrization": "sp", "base_width": None}
 
 _SHORTHANDS = (
     ("hidden/kernel", "kernel_initializer"),

@@ -29,10 +29,11 @@ from initlab.accel import sparse_dense
 from initlab.checks import require_memory
 from initlab.data import epoch_order
 from initlab.errors import InitlabError
-from initlab.nn import init_rules, losses, optimizers
+from initlab.nn import init_rules, losses
 from initlab.nn.flax_model import as_model
 from initlab.nn.lsuv import batch_size as lsuv_batch_size
 from initlab.nn.lsuv import init_for_training
+from initlab.scaling.parametrizations import init_scales
 from initlab.training.config import TrainConfig
 from initlab.training.grid import _devices, compatibility_key, layout, model_bytes, stack
 from initlab.training.loop import HISTORY_KEYS, EpochCallback, Probing, TrainResult, init_key, make_epoch
@@ -103,9 +104,9 @@ def train_ensemble(
     params = stack([stack([inits[i] for i in row]) for row in grid.slots])
     # Each model's own optimizer state carries its learning rate; the update rule is shared.
     opt_states = stack(
-        [stack([optimizers.build(configs[i].optimizer).init(inits[i]) for i in row]) for row in grid.slots]
+        [stack([configs[i].build_optimizer().init(inits[i]) for i in row]) for row in grid.slots]
     )
-    optimizer = optimizers.build(first.optimizer)
+    optimizer = first.build_optimizer()
     loss = losses.build(first.loss)
     arrays = [jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)]
 
@@ -258,6 +259,10 @@ def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset, *
     key = init_key(config.seed)
     if model is None:
         mlp = config.model(dataset.input_dim, dataset.classes)
+        rules = config.width_rules()
+        if rules is not None:  # the initializers' draws, times the parametrization's init multipliers
+            params = init_for_training(mlp, key, dataset, config.seed)[0]
+            return jax.tree.map(np.multiply, params, init_scales(rules)), config.parameter_initializers()
         if alone and lsuv_batch_size(mlp) is None and runtime.ensure_configured().compilation_cache is not None:
             # One model with the disk cache on: drawing its parameters is one compiled program, loaded
             # from the cache by later processes (~0.1 s) instead of ~10 small eager ones compiled anew

@@ -500,6 +500,122 @@ window.addEventListener("beforeprint", function () {{
 """
 
 
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float) and not math.isfinite(value):
+        return escape(str(value))
+    return f"{value:.4g}" if isinstance(value, float) else escape(str(value))
+
+
+def reproduction_section(document: Mapping[str, Any]) -> tuple[str, str, str]:
+    """One reproduction's section: ``(anchor, heading, body HTML)`` from its result document.
+
+    The paper, the claim, the set-up and why it still tests the claim, the checks as a table (a
+    failed one marked and explained), and every figure the reproduction drew, embedded.
+    """
+    paper = document["paper"]
+    checks = document["checks"]
+    passed = sum(check["passed"] for check in checks)
+    mark = {True: "&#10003;", False: '<span class="error">&#10007; failed</span>'}
+    rows = "".join(
+        f'<tr><td>{mark[bool(check["passed"])]}</td>'
+        f'<td>{escape(check["name"])}<br><span class="muted">{escape(check["claim"])}</span></td>'
+        f'<td class="num">{_number(check["published"])}</td><td class="num"><b>{_number(check["measured"])}</b></td>'
+        f'<td class="num">[{_number(check["band"][0])}, {_number(check["band"][1])}]</td>'
+        f'<td><span class="muted">{escape(check.get("basis", ""))}'
+        + (f'<br><span class="error">{escape(check["reason"])}</span>' if check.get("reason") else "")
+        + "</span></td></tr>"
+        for check in checks
+    )
+    figures = []
+    for number, figure in enumerate(document.get("figures", []), start=1):
+        path = Path(figure["path"])
+        try:
+            data = path.read_bytes()
+        except OSError:
+            figures.append(f'<p class="missing">Figure not found: {escape(str(path))}</p>')
+            continue
+        width, height = struct.unpack(">II", data[16:24])
+        scale = 1.25 * 96 / 200
+        figures.append(
+            f'<figure><img src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}" '
+            f'width="{round(width * scale)}" height="{round(height * scale)}" alt="{escape(figure["caption"][:120])}">'
+            f"<figcaption><b>{escape(document['name'])}, figure {number}.</b> {escape(figure['caption'])}</figcaption></figure>"
+        )
+    verdict = "every check passed" if passed == len(checks) else f"{len(checks) - passed} of {len(checks)} checks failed"
+    budget = (
+        f"{document['elapsed_s']:.0f} s against a budget of {document['budget_s']:.0f} s on 2 cores"
+        + ("" if document["elapsed_s"] <= document["budget_s"] else ' <span class="error">(over budget)</span>')
+    )
+    body = (
+        f'<p class="meta">{escape(paper["authors"])} ({paper["year"]}). <i>{escape(paper["title"])}</i>.'
+        f' {escape(paper.get("venue", ""))}</p>'
+        f"<p><b>Claim.</b> {escape(document['claim'])}</p>"
+        f"<p><b>Set-up{' (--full)' if document.get('full') else ''}.</b> {escape(document['setup'])}. "
+        f"<b>Why it still tests the claim.</b> {escape(document['why'])}</p>"
+        f"<p><b>Result: {verdict}</b> ({passed}/{len(checks)}); {budget}.</p>"
+        '<div class="scroll"><table class="summary"><thead><tr><th></th><th>check</th><th class="num">published</th>'
+        '<th class="num">measured</th><th class="num">band</th><th>band from</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>" + "".join(figures)
+    )
+    return document["name"], f"{_short_authors(paper['authors'])} {paper['year']}: {paper['title']}", body
+
+
+def _short_authors(authors: str) -> str:
+    """``"Boris Hanin and David Rolnick"`` -> ``"Hanin & Rolnick"``; three or more: ``"He et al."``."""
+    names = [name.strip().split()[-1] for name in authors.replace(", and ", ", ").replace(" and ", ", ").split(",") if name.strip()]
+    if len(names) == 1:
+        return names[0]
+    return " & ".join(names) if len(names) == 2 else f"{names[0]} et al."
+
+
+def reproduction_report(documents: Sequence[Mapping[str, Any]], path: str | Path, *, title: str) -> Path:
+    """An HTML report of reproductions, one section per paper (written atomically); returns its path."""
+    from initlab import __version__
+
+    sections = [reproduction_section(document) for document in documents]
+    failed = sum(not check["passed"] for document in documents for check in document["checks"])
+    total = sum(len(document["checks"]) for document in documents)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    toc = "".join(f'<li><a href="#{anchor}">{escape(heading)}</a></li>' for anchor, heading, _ in sections)
+    body = "".join(
+        f'<section id="{anchor}"><h2>{number}. {escape(heading)}</h2>{html}</section>'
+        for number, (anchor, heading, html) in enumerate(sections, start=1)
+    )
+    lead = (
+        f"{len(documents)} reproduction{'s' if len(documents) != 1 else ''}, {total} checks: "
+        + ("every one passed." if not failed else f'<span class="error">{failed} failed</span> (marked below, with the reason where known).')
+        + " Each check sets initlab's measured number beside the paper's and a band fixed before the run, from the "
+        "paper, from theory or from the sample's standard errors."
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="initlab {escape(__version__)}">
+<title>{escape(title)}</title>
+<link rel="icon" href="data:,">
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>{escape(title)}</h1>
+<p class="meta">initlab {escape(__version__)} · generated {when}</p>
+</header>
+<p class="lead">{lead}</p>
+{f'<nav class="toc"><ol>{toc}</ol></nav>' if len(sections) > 1 else ""}
+{body}
+</main>
+</body>
+</html>
+"""
+    return write_text(path, page)
+
+
 _CSS = """
 :root{--ink:#1b1b1b;--muted:#5c6166;--rule:#d5d7da;--accent:#0072B2;--sans:system-ui,-apple-system,"Segoe UI",
 "Helvetica Neue","DejaVu Sans",Arial,sans-serif;--mono:ui-monospace,"SFMono-Regular",Menlo,"DejaVu Sans Mono",monospace}
@@ -540,6 +656,7 @@ table.runs tbody tr.config{border-bottom:1px solid #eceef0}
 table.runs tr.config td{padding-top:0;color:var(--muted);font-size:11.5px}
 table.runs tr.config code{font-size:11px;background:none;padding:0;word-break:break-word;color:var(--ink)}
 .error{color:#b00020}
+.muted{color:var(--muted);font-size:12.5px}
 @media print{main{max-width:none;padding:0}h2{break-after:avoid}figure,tr{break-inside:avoid}
 details{border:none;padding:0}}
 """

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from initlab.cli._app import app, configure_process, console, emit_json, parse_seeds, progress_bar, user_errors
+from initlab.errors import InitlabError
 
 
 @app.command()
@@ -77,20 +78,43 @@ def plot(
 @app.command()
 @user_errors
 def reproduce(
-    what: Annotated[str, typer.Argument(help="What to reproduce: seed (the Keras tutorial).")] = "seed",
+    ctx: typer.Context,
+    what: Annotated[
+        str,
+        typer.Argument(help="seed (the Keras tutorial), a paper (see --list, e.g. he2015), or all (every paper)."),
+    ] = "seed",
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("initlab-out"),
-    seeds: Annotated[str, typer.Option(help="Seeds of every configuration, e.g. 0-2.")] = "0-2",
-    epochs: Annotated[int, typer.Option(help="Epochs of every training run (the panel and the ablation).")] = 20,
+    seeds: Annotated[str, typer.Option(help="seed only: seeds of every configuration, e.g. 0-2.")] = "0-2",
+    epochs: Annotated[int, typer.Option(help="seed only: epochs of every training run.")] = 20,
+    full: Annotated[bool, typer.Option("--full", help="Papers: the paper's own scale (bigger machines).")] = False,
+    list_them: Annotated[bool, typer.Option("--list", help="List every reproduction with its budget, and exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The main job: the tutorial's saturation and training, a panel of initializers, an ablation, a report."""
+    """Reproduce the tutorial (seed) or a landmark paper: its claim beside initlab's measurement, its figure redrawn.
+
+    A paper's checks each give the claim, the published number, the measured one and the band fixed before the run;
+    the exit status is 1 when any check failed.
+    """
     from initlab.checks import MAX_EPOCHS, positive_int
     from initlab.files import output_folder
 
+    if list_them:
+        _list_reproductions(as_json)
+        return
     if what != "seed":
-        from initlab.errors import unknown
+        from initlab.reproduce.base import get
 
-        raise unknown("experiment", what, ["seed"])
+        for name in ("seeds", "epochs"):
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE":
+                raise InitlabError(f"--{name} is for reproduce seed; a paper's reproduction fixes its own (see --full)")
+        if what != "all":
+            get(what)  # an unknown name is one line, before any work
+        output_folder(out, what="reproductions' outputs")
+        configure_process()
+        _reproduce_papers(what, out, full, as_json)
+        return
+    if full:
+        raise InitlabError("--full is for a paper's reproduction; seed's scale is set by --seeds and --epochs")
     positive_int("--epochs", epochs, maximum=MAX_EPOCHS)
     seed_list = parse_seeds(seeds)
     output_folder(out, what="main job's outputs")
@@ -127,3 +151,80 @@ def reproduce(
         + f" ({result['seconds']:.0f} s); everything is in [bold]{escape(result['out'])}[/]"
     )
     console.print(f"open {escape(result['report'])}")
+
+
+def _list_reproductions(as_json: bool) -> None:
+    from initlab.cli._app import new_table
+    from initlab.reproduce.base import listing
+
+    rows = [{"name": "seed", "paper": "the Keras tutorial on weight initialization (its Part A and Part B)",
+             "claim": "N(0, 1) weights saturate a sigmoid layer; Part B reaches about 42%", "budget_s": 300.0},
+            *listing()]  # fmt: skip
+    if as_json:
+        emit_json({"reproductions": rows})
+        return
+    table = new_table("reproductions (initlab reproduce NAME; all: every paper)",
+                      [("name", "left"), ("paper", "left"), ("budget on 2 cores", "right")])  # fmt: skip
+    for row in rows:
+        table.add_row(row["name"], escape(row["paper"]), f"{row['budget_s']:.0f} s")
+    console.print(table)
+
+
+def _reproduce_papers(what: str, out: Path, full: bool, as_json: bool) -> None:
+    import sys
+    import time
+
+    from initlab.cli._app import err_console, new_table
+    from initlab.report import reproduction_report
+    from initlab.reproduce import PAPERS
+    from initlab.reproduce.base import run
+
+    names = list(PAPERS) if what == "all" else [what]
+    lines = not sys.stderr.isatty() and not as_json
+    results = []
+    with progress_bar("reproducing", "", as_json or lines) as progress:
+        tasks: dict[str, Any] = {}
+        for name in names:
+
+            def report_progress(stage: str, done: int, total: int, name: str = name) -> None:
+                label = f"{name}: {stage}"
+                if label not in tasks:
+                    tasks[label] = progress.add_task(label, total=total)
+                progress.update(tasks[label], completed=done, total=total, description=label)
+                if lines and (done == 0 or done == total):
+                    err_console.print(f"{label}: {done}/{total}", highlight=False)
+
+            started = time.monotonic()
+            results.append(run(name, out, full=full, progress=report_progress))
+            if lines:
+                err_console.print(f"{name}: done in {time.monotonic() - started:.0f} s", highlight=False)
+    report = out / (f"{names[0]}/report.html" if len(names) == 1 else "report.html")
+    if len(names) > 1:
+        reproduction_report([r.to_dict() for r in results], report, title="Landmark results on initialization, reproduced")
+    failed = sum(not check.passed for result in results for check in result.checks)
+    if as_json:
+        documents = [result.to_dict() for result in results]
+        emit_json(documents[0] | {"report": str(report)} if len(documents) == 1
+                  else {"reproductions": documents, "report": str(report), "passed": not failed})  # fmt: skip
+    else:
+        for result in results:
+            paper = result.paper
+            console.print(f"\n[bold]{escape(result.name)}[/]: {escape(paper.citation())}", highlight=False)
+            console.print(f"claim: {escape(result.claim)}", highlight=False)
+            table = new_table(
+                f"{sum(c.passed for c in result.checks)}/{len(result.checks)} checks passed; "
+                f"{result.elapsed_s:.0f} s (budget {result.budget_s:.0f} s)",
+                [("", "left"), ("check", "left"), ("published", "right"), ("measured", "right"), ("band", "right")],
+            )
+            for check in result.checks:
+                table.add_row(
+                    "[green]ok[/]" if check.passed else "[bold red]FAILED[/]", escape(check.name),
+                    "-" if check.published is None else f"{check.published:.4g}", f"{check.measured:.4g}",
+                    f"[{check.band[0]:.4g}, {check.band[1]:.4g}]",
+                )  # fmt: skip
+            console.print(table)
+        console.print(f"report: {escape(str(report))}")
+    if failed:
+        if not as_json:
+            err_console.print(f"[bold red]{failed} check(s) failed[/] (exit status 1)")
+        raise typer.Exit(1)

@@ -27,12 +27,13 @@ import numpy as np
 from initlab import data as data_module
 from initlab import initializers as initializers_module
 from initlab._lazy import jax, jnp
-from initlab.checks import MAX_BATCH, MAX_BINS, MAX_DEPTH, MAX_UNITS, positive_int, require_memory, seed_int
+from initlab.checks import MAX_BATCH, MAX_BINS, MAX_DEPTH, MAX_DRAWS, MAX_UNITS, positive_int, require_memory, seed_int
 from initlab.errors import InitlabError
 from initlab.mean_field.theory import jsonable, variance_map
 from initlab.measure import histograms
 from initlab.nn import activations, losses
 from initlab.nn.models import MLP, DenseLayer, layer_name
+from initlab.runtime import LIGHTLY_OPTIMIZED
 
 
 @dataclass
@@ -354,3 +355,73 @@ def predicted_preactivation_variance(result: PropagationResult) -> dict[str, lis
             q.append(float(variance_map(q[-1], sigma_w2, run.sigma_b2, result.activation)))
         predictions[run.initializer] = q
     return predictions
+
+
+DRAW_CHUNK_BYTES = 256 * 2**20
+
+
+def squared_norms_over_draws(
+    initializer: str,
+    x: Any,
+    widths: Sequence[int],
+    *,
+    activation: str = "relu",
+    draws: int = 1000,
+    seed: int = 0,
+    bias_initializer: str = "zeros",
+) -> np.ndarray:
+    """``||a^l(x)||^2`` at every hidden layer of ``draws`` independently drawn networks, one input.
+
+    The networks are Dense layers of ``widths`` (``activation``, kernels from ``initializer``,
+    biases from ``bias_initializer``) on the input vector ``x``; draw ``i`` is initialized from
+    ``jax.random.fold_in(key(seed), i)``, so any draw can be recomputed alone and more draws
+    extend the same sample. Draws are vmapped in chunks of at most 256 MiB of parameters (one
+    compiled program), so memory stays bounded at any ``draws``.
+
+    Returns:
+        float64 array ``(draws, len(widths))`` (the squares summed in float32 per draw).
+
+    Raises:
+        InitlabError: a data-dependent initializer, sizes out of bounds.
+
+    Example (Hanin & Rolnick 2018: He-initialized ReLU nets keep E||a^L||^2 and spread its log):
+        >>> norms = squared_norms_over_draws("he_normal", np.ones(64), [64] * 10, draws=4096)
+        >>> np.log(norms[:, -1]).var()   # about 5 * sum(1/n_l) = 0.78
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 1 or not x.size:
+        raise InitlabError(f"x must be one input vector, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise InitlabError("x has NaN or infinite entries")
+    widths = list(widths)
+    for width in widths:
+        positive_int("width", width, maximum=MAX_UNITS)
+    if not widths:
+        raise InitlabError("give at least one hidden layer width")
+    if len(widths) > MAX_DEPTH:
+        raise InitlabError(f"at most {MAX_DEPTH} layers, got {len(widths)}")
+    positive_int("draws", draws, maximum=MAX_DRAWS)
+    seed_int("seed", seed)
+    if initializers_module.build(initializer).data_dependent:
+        raise InitlabError(f"{initializer} needs training data: draws measure plain initializers only")
+    layers = tuple(
+        DenseLayer(units=w, activation=activation, kernel_initializer=initializer, bias_initializer=bias_initializer)
+        for w in widths
+    )
+    mlp = MLP(input_dim=x.size, layers=layers)
+    parameters = sum(a * b + b for a, b in zip([x.size, *widths], widths))
+    chunk = int(max(1, min(draws, DRAW_CHUNK_BYTES // (4 * parameters))))
+    require_memory(4 * chunk * (parameters + sum(widths)), f"{chunk} draws of a {x.size}-{'-'.join(map(str, widths))} network")
+    inputs = jnp.asarray(x)[None]
+
+    def one(index):
+        params = mlp.init(jax.random.fold_in(jax.random.key(seed), index))
+        _, outputs = mlp.apply_with_intermediates(params, inputs)
+        return jnp.stack([jnp.sum(jnp.square(layer.activation[0])) for layer in outputs])
+
+    program = jax.jit(jax.vmap(one), compiler_options=LIGHTLY_OPTIMIZED)
+    out = np.empty((draws, len(widths)))
+    for start in range(0, draws, chunk):
+        indices = np.arange(start, start + chunk, dtype=np.uint32)  # the last chunk is padded: one program
+        out[start : start + chunk] = np.asarray(program(indices), np.float64)[: draws - start]
+    return out

@@ -1,0 +1,170 @@
+"""Paper reproductions: their exact references against independent NumPy simulations, and the pipeline.
+
+The measurements each reproduction makes are checked here against computations that share no
+code with initlab (NumPy networks, NumPy chi-square sampling); the pipeline (checks, JSON, store,
+report, a failing check's visibility, exit status) runs at reduced sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initlab.cli import app
+from initlab.experiments.store import Store
+from initlab.measure.propagation import squared_norms_over_draws
+from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015
+
+HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
+
+
+def _relu_squares(rng, n, samples):
+    xi = rng.standard_normal((samples, n))
+    return np.sum(np.maximum(xi, 0.0) ** 2, axis=1)
+
+
+@pytest.mark.parametrize("width", [16, 32, 128])
+def test_the_exact_per_layer_log_variance_matches_sampling(width):
+    # v(n) = Var[log sum_i relu(xi_i)^2], xi standard normal: sampled directly, 200k times.
+    rng = np.random.default_rng(width)
+    squares = _relu_squares(rng, width, 200_000)
+    logs = np.log(squares[squares > 0])  # the exact value conditions on a unit being active (fails w.p. 2^-n)
+    variance = logs.var(ddof=1)
+    se = math.sqrt(np.mean((logs - logs.mean()) ** 4) / len(logs))  # ~ the sample variance's standard error
+    assert hanin2018.exact_log_variance(width) == pytest.approx(variance, abs=4 * se)
+    # and 5/n is its wide limit
+    assert width * hanin2018.exact_log_variance(width) > 5
+    assert abs(256 * hanin2018.exact_log_variance(256) - 5) < 0.1
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.5])
+def test_the_exact_mean_log2_ratio_per_relu_layer_matches_sampling(gain):
+    rng = np.random.default_rng(3)
+    width = 64
+    ratios = 2 * gain * _relu_squares(rng, width, 200_000) / width
+    logs = np.log2(ratios)
+    assert he2015._mean_log2_ratio(width, gain) == pytest.approx(logs.mean(), abs=4 * logs.std() / math.sqrt(len(logs)))
+
+
+def test_the_gaussian_moments_of_the_glorot_prediction():
+    q = 0.3
+    assert glorot2010._gaussian_moment(lambda z: z**2, q) == pytest.approx(q, rel=1e-12)
+    z = np.random.default_rng(0).normal(scale=math.sqrt(q), size=1_000_000)
+    for fn in (lambda z: np.tanh(z) ** 2, lambda z: (1 - np.tanh(z) ** 2) ** 2):
+        values = fn(z)
+        assert glorot2010._gaussian_moment(fn, q) == pytest.approx(values.mean(), abs=4 * values.std() / 1000)
+
+
+def test_norms_over_draws_match_a_numpy_network():
+    # He Gaussian ReLU nets on one input, drawn by NumPy: the distribution of log ||a^l||^2 per layer.
+    x = np.random.default_rng(0).normal(size=48)
+    widths = [32] * 6
+    ours = np.log(squared_norms_over_draws(HE_GAUSSIAN, x, widths, draws=4000, seed=1))
+    rng = np.random.default_rng(2)
+    a, fan, theirs = np.tile(x, (4000, 1)), 48, []
+    for width in widths:
+        weights = rng.standard_normal((4000, fan, width)) * math.sqrt(2 / fan)
+        a = np.maximum(np.einsum("ni,nij->nj", a, weights), 0.0)
+        theirs.append(np.log(np.sum(a**2, axis=1)))
+        fan = width
+    theirs = np.stack(theirs, axis=1)
+    se = np.sqrt(ours.var(axis=0) / 4000 + theirs.var(axis=0) / 4000)
+    assert np.all(np.abs(ours.mean(axis=0) - theirs.mean(axis=0)) < 4 * se)
+    exact = np.cumsum([hanin2018.exact_log_variance(w) for w in widths])
+    np.testing.assert_allclose(ours.var(axis=0), exact, rtol=0.12)  # ~4 standard errors of a variance at 4000
+
+
+def test_a_draw_is_the_same_whatever_the_number_of_draws():
+    x = np.ones(8)
+    few = squared_norms_over_draws(HE_GAUSSIAN, x, [16, 16], draws=3, seed=5)
+    more = squared_norms_over_draws(HE_GAUSSIAN, x, [16, 16], draws=7, seed=5)
+    np.testing.assert_allclose(more[:3], few, rtol=1e-6)
+    assert not np.allclose(more[3], more[4])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [(dict(x=np.ones((2, 2))), "one input vector"), (dict(x=np.array([np.nan])), "NaN"),
+     (dict(widths=[]), "at least one"), (dict(widths=[0]), "width"), (dict(draws=0), "draws"),
+     (dict(initializer="lsuv"), "training data")],
+)  # fmt: skip
+def test_bad_draw_arguments_are_one_line_errors(kwargs, message):
+    from initlab.errors import InitlabError
+
+    arguments = {"initializer": HE_GAUSSIAN, "x": np.ones(4), "widths": [8], "draws": 4} | kwargs
+    with pytest.raises(InitlabError, match=message):
+        squared_norms_over_draws(arguments.pop("initializer"), arguments.pop("x"), arguments.pop("widths"), **arguments)
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """The reproductions at a few seconds' size: the same code, smaller constants."""
+    monkeypatch.setattr(hanin2018, "WIDTHS", (32,))
+    monkeypatch.setattr(hanin2018, "DEPTHS", (2, 4))
+    monkeypatch.setattr(hanin2018, "MIXED", (32, 64))
+    monkeypatch.setattr(hanin2018, "DRAWS", 512)
+    monkeypatch.setattr(he2015, "DEPTH", 6)
+    monkeypatch.setattr(he2015, "WIDTH", 64)
+    monkeypatch.setattr(he2015, "DRAWS", 16)
+    monkeypatch.setattr(he2015, "TRAIN_DEPTH", 3)
+    monkeypatch.setattr(he2015, "TRAIN_WIDTH", 16)
+    monkeypatch.setattr(he2015, "EPOCHS", 1)
+    monkeypatch.setattr(glorot2010, "WIDTH", 64)
+    monkeypatch.setattr(glorot2010, "BATCH", 64)
+
+
+def test_a_reproduction_writes_its_result_figure_store_document_and_report(small, tmp_path):
+    result = base.run("hanin2018", tmp_path)
+    folder = tmp_path / "hanin2018"
+    document = json.loads((folder / "result.json").read_text())
+    assert {"name", "paper", "budget_s", "elapsed_s", "checks"} <= set(document)
+    assert set(document["checks"][0]) >= {"name", "claim", "published", "measured", "band", "passed"}
+    assert document["paper"]["year"] == 2018 and document["checks"][-1]["published"] == 1.0
+    assert len(result.checks) == 3 + 2  # 3 architectures, the slope, the mean
+    assert (folder / "variance_against_beta.png").read_bytes()[:4] == b"\x89PNG"
+    with Store(tmp_path / "runs.sqlite", read_only=True) as store:
+        assert store.document("reproduction:hanin2018")["checks"] == document["checks"]
+    html = (folder / "report.html").read_text()
+    assert "How to Start Training" in html and "data:image/png;base64," in html
+
+
+def test_a_failing_check_is_visible_in_the_terminal_the_json_and_the_report_and_exits_1(tmp_path, monkeypatch):
+    def failing(context):
+        return base.Outcome(checks=[
+            base.Check(name="agrees", claim="c", measured=1.0, band=(0.5, 1.5), published=1.0),
+            base.Check(name="disagrees", claim="c", measured=3.0, band=(0.5, 1.5), published=1.0, reason="too small a net"),
+        ], figures=[])  # fmt: skip
+
+    reproduction = base.Reproduction(name="fake2000", paper=base.Paper("A. Author", 2000, "A Title"), claim="claim",
+                                     setup="setup", why="why", budget_s=1.0, full_setup="full", run=failing)  # fmt: skip
+    monkeypatch.setitem(base.REPRODUCTIONS, "fake2000", reproduction)
+    runner = CliRunner()
+    terminal = runner.invoke(app, ["reproduce", "fake2000", "-o", str(tmp_path)])
+    assert terminal.exit_code == 1
+    assert "FAILED" in terminal.stdout and "1 check(s) failed" in terminal.stderr
+    as_json = runner.invoke(app, ["reproduce", "fake2000", "-o", str(tmp_path), "--json"])
+    assert as_json.exit_code == 1
+    checks = json.loads(as_json.stdout)["checks"]
+    assert [c["passed"] for c in checks] == [True, False] and checks[1]["reason"] == "too small a net"
+    html = (tmp_path / "fake2000" / "report.html").read_text()
+    assert "1 of 2 checks failed" in html and "too small a net" in html
+
+
+def test_reproduce_all_and_list(small, tmp_path):
+    listed = CliRunner().invoke(app, ["reproduce", "--list", "--json"])
+    names = [row["name"] for row in json.loads(listed.stdout)["reproductions"]]
+    assert names[0] == "seed" and {"he2015", "hanin2018"} <= set(names)
+    result = CliRunner().invoke(app, ["reproduce", "all", "-o", str(tmp_path), "--json"])
+    document = json.loads(result.stdout)
+    assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
+    html = (tmp_path / "report.html").read_text()
+    assert "He et al. 2015" in html and "Hanin &amp; Rolnick 2018" in html and "Glorot &amp; Bengio 2010" in html
+    with Store(tmp_path / "runs.sqlite", read_only=True) as store:
+        assert len(store.runs()) == 4  # he2015's training runs, beside both documents
+        assert store.document("reproduction:he2015") is not None
+    # the statuses the small sizes give are what they are; the exit status says whether all passed
+    assert result.exit_code == (0 if document["passed"] else 1)

@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "checks", "specs", "registry", "_lazy", "runtime", "files"},
     {"initializers", "accel", "data"},
     {"nn", "mean_field"},
-    {"measure", "training", "scaling"},
+    {"measure", "training", "scaling", "diagnose", "testing"},
     {"experiments"},
     {"analysis", "viz"},
     {"report", "reproduce"},

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from initlab.cli import app
 from initlab.experiments.store import Store
 from initlab.measure.propagation import squared_norms_over_draws
-from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015
+from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
 
@@ -115,6 +115,21 @@ def small(monkeypatch):
     monkeypatch.setattr(he2015, "EPOCHS", 1)
     monkeypatch.setattr(glorot2010, "WIDTH", 64)
     monkeypatch.setattr(glorot2010, "BATCH", 64)
+    monkeypatch.setattr(mishkin2016, "DEPTH", 3)
+    monkeypatch.setattr(mishkin2016, "WIDTH", 16)
+    monkeypatch.setattr(mishkin2016, "HELD_OUT", 100)
+    monkeypatch.setattr(mishkin2016, "EPOCHS", 1)
+
+
+def test_lsuvs_held_out_batch_is_not_its_own(small):
+    # LSUV normalizes on the first 1024 of the seed's epoch order; the check measures on the last ones.
+    from initlab.data import epoch_order, load
+    from initlab.nn.lsuv import lsuv_batch
+
+    data = load("mnist")
+    order = epoch_order(0, 1, len(data.x_train))
+    np.testing.assert_array_equal(lsuv_batch(data, 0, 1024), data.features("train")[order[:1024]])
+    assert not set(order[:1024]) & set(order[-mishkin2016.HELD_OUT:])
 
 
 def test_a_reproduction_writes_its_result_figure_store_document_and_report(small, tmp_path):
@@ -162,9 +177,10 @@ def test_reproduce_all_and_list(small, tmp_path):
     document = json.loads(result.stdout)
     assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
     html = (tmp_path / "report.html").read_text()
-    assert "He et al. 2015" in html and "Hanin &amp; Rolnick 2018" in html and "Glorot &amp; Bengio 2010" in html
+    for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016"):
+        assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
-        assert len(store.runs()) == 4  # he2015's training runs, beside both documents
+        assert len(store.runs()) == 4 + 8  # he2015's and mishkin2016's training runs, beside the documents
         assert store.document("reproduction:he2015") is not None
     # the statuses the small sizes give are what they are; the exit status says whether all passed
     assert result.exit_code == (0 if document["passed"] else 1)

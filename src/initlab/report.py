@@ -616,6 +616,70 @@ def reproduction_report(documents: Sequence[Mapping[str, Any]], path: str | Path
     return write_text(path, page)
 
 
+
+def _fraction(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def _law_name(param: Mapping[str, Any]) -> str:
+    if param["identified"]:
+        return escape(param["identified"]["spec"])
+    return escape(param["family"]["family"]) + " (fitted)" if param.get("family") else "none"
+
+
+def inspection_section(document: Mapping[str, Any]) -> str:
+    """An ``initlab inspect`` result (its JSON document) as an HTML section: findings, layers, parameters."""
+    findings = document["findings"]
+    items = "".join(
+        f'<li class="{"error" if f["severity"] == "fail" else ""}">{escape(f["where"])}: {escape(f["message"])}</li>'
+        for f in findings
+    ) or "<li>No problem found at the thresholds of <code>initlab check</code>.</li>"
+    layer_rows = "".join(
+        f"<tr><td>{escape(layer['name'])}</td><td>{escape(layer['kind'])}</td><td class=num>{_number(layer['mean'])}</td>"
+        f"<td class=num>{_number(layer['std'])}</td>"
+        f"<td class=num>{_fraction(layer['dead_fraction'])}</td><td class=num>{_fraction(layer['saturated_fraction'])}</td>"
+        f"<td class=num>{_number(layer['gradient_std'])}</td></tr>"
+        for layer in document["layers"]
+    )
+    param_rows = "".join(
+        f"<tr><td>{escape(p['name'])}</td><td>{'x'.join(map(str, p['shape']))}</td><td class=num>{_number(p['std'])}</td>"
+        f"<td>{escape(p['declared']['spec']) if p['declared'] else '?'}</td>"
+        f"<td class=num>{_number(p['declared']['p_value']) if p['declared'] else ''}</td>"
+        f"<td>{_law_name(p)}</td></tr>"
+        for p in document["params"]
+    )
+    loss = ""
+    if document.get("loss") is not None:
+        loss = f"<p>Initial loss ({escape(str(document['loss_kind']))}) {_number(document['loss'])}"
+        if document.get("classes"):
+            loss += f" against log({document['classes']}) = {_number(document['log_classes'])}"
+        loss += ".</p>"
+    return (
+        f"<p>{escape(document['target'])} ({escape(document['framework'])}) on {escape(document['inputs'])}.</p>{loss}"
+        f"<h3>Findings</h3><ul>{items}</ul>"
+        '<h3>Layer outputs</h3><div class="scroll"><table class="summary"><thead><tr><th>layer</th><th>type</th>'
+        '<th class=num>mean</th><th class=num>std</th><th class=num>dead</th><th class=num>saturated</th>'
+        f"<th class=num>std dL/d(out)</th></tr></thead><tbody>{layer_rows}</tbody></table></div>"
+        '<h3>Parameters</h3><div class="scroll"><table class="summary"><thead><tr><th>parameter</th><th>shape</th>'
+        "<th class=num>std</th><th>type's default</th><th class=num>KS p</th><th>law that fits</th></tr></thead>"
+        f"<tbody>{param_rows}</tbody></table></div>"
+    )
+
+
+def inspection_report(document: Mapping[str, Any], path: str | Path) -> Path:
+    """A self-contained HTML page of one inspection (written atomically)."""
+    from initlab import __version__
+
+    title = f"Initialization of {document['target']}"
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width, initial-scale=1"><title>{escape(title)}</title><link rel="icon" href="data:,">'
+        f"<style>{_CSS}</style></head><body><main><header><h1>{escape(title)}</h1>"
+        f'<p class="meta">initlab {escape(__version__)} inspect</p></header>'
+        f"<section>{inspection_section(document)}</section></main></body></html>\n"
+    )
+    return write_text(path, page)
+
 _CSS = """
 :root{--ink:#1b1b1b;--muted:#5c6166;--rule:#d5d7da;--accent:#0072B2;--sans:system-ui,-apple-system,"Segoe UI",
 "Helvetica Neue","DejaVu Sans",Arial,sans-serif;--mono:ui-monospace,"SFMono-Regular",Menlo,"DejaVu Sans Mono",monospace}

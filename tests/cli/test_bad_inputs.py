@@ -90,6 +90,11 @@ def files(tmp_path_factory) -> Path:
     for name, text in sweeps.items():
         (folder / name).write_text(text)
     (folder / "binary.toml").write_bytes(b"\xff\xfe\x00\x01" * 10)
+    (folder / "models.py").write_text(
+        "import torch\n\ndef mlp():\n    return torch.nn.Sequential(torch.nn.Linear(4, 3))\n\n"
+        "def broken():\n    raise RuntimeError('no model today')\n\nNOT_A_MODEL = 3\n"
+    )
+    (folder / "crashes_on_import.py").write_text("raise ValueError('bad module')\n")
     return folder
 
 
@@ -339,6 +344,29 @@ CASES = [
     ("train --parametrization mup --base-width 32 --optimizer rmsprop", "sgd or adam"),
     ("train --parametrization mup --base-width 32 --init lsuv", "sets its scale from data"),
     ("train --parametrization mf --base-width 32 --hidden 64,64", "one hidden layer"),
+    # inspect and check
+    ("inspect nope", "package.module:callable"),
+    ("inspect nope.module:model --input-shape 3", "cannot import"),
+    ("inspect missing.py:model --input-shape 3", "no such file"),
+    ("inspect {crashes_on_import.py}:model --input-shape 3", "bad module"),
+    ("inspect {models.py}:nothing --input-shape 3", "has no attribute"),
+    ("inspect {models.py}:broken --input-shape 3", "no model today"),
+    ("inspect {models.py}:NOT_A_MODEL --input-shape 3", "not a model"),
+    ("inspect {models.py}:mlp", "give the inputs"),
+    ("inspect {models.py}:mlp --input-shape 5", "the model failed"),
+    ("inspect {models.py}:mlp --input-shape a,b", "--input-shape"),
+    ("inspect {models.py}:mlp --input-shape 0", "positive"),
+    ("inspect {models.py}:mlp --input-shape 4 --input-law cauchy", "unknown input law"),
+    ("inspect {models.py}:mlp --input-shape 4 --input-law tokens", "vocabulary"),
+    ("inspect {models.py}:mlp --input-shape 4 --batch 0", "batch size"),
+    ("inspect {models.py}:mlp --input-shape 4 --steps -1", "steps"),
+    ("inspect {models.py}:mlp --input-shape 4 --lr 0", "--lr"),
+    ("inspect {models.py}:mlp --input-shape 4 --html x.gif", ".html"),
+    ("inspect {models.py}:mlp --input-shape 4 --html {text.txt}/x.html", "is a file"),
+    ("inspect {models.py}:mlp --data nope", "unknown dataset"),
+    ("check {models.py}:mlp --input-shape 4 --max-dead 2", "fraction"),
+    ("check {models.py}:mlp --input-shape 4 --signal-ratio 0.5", "factor"),
+    ("check {models.py}:mlp --input-shape 4 --loss-excess nan", "finite"),
     # reproduce
     ("reproduce nope", "unknown reproduction"),
     ("reproduce he2016", "did you mean 'he2015'"),

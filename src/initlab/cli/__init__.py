@@ -13,6 +13,7 @@ from initlab.cli import stores  # noqa: F401
 from initlab.cli import inspection  # noqa: F401
 from initlab.cli import results  # noqa: F401
 from initlab.cli import scaling  # noqa: F401
+from initlab.cli import diagnose  # noqa: F401
 # isort: on
 from initlab.cli._app import app, parse_seeds
 from initlab.cli.basics import FAMILIES

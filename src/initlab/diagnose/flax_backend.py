@@ -1,0 +1,119 @@
+"""Inspecting a Flax linen module: initlab's taps on its Dense and Conv layers (``initlab.nn.flax_model``).
+
+Each tapped layer's pre-activation is recorded, and what the next tapped layer receives is taken
+as its activation (a module applies its nonlinearities as functions, which have no names to
+hook): non-negative outputs are counted for dead units, outputs within [-1, 1] or [0, 1] for
+two-sided saturation. The gradient with respect to each pre-activation comes from a zero added
+to it (initlab's perturbations). Flax's defaults: ``nn.Dense``/``nn.Conv`` kernels
+``lecun_normal`` (truncated normal, variance 1/fan_in), biases zeros; ``nn.Embed``
+``variance_scaling(1, fan_in, normal, out_axis=0)``; normalization scales ones, biases zeros.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from initlab.diagnose.core import SATURATION, Inspection, LayerRecord, ParamRecord
+from initlab.diagnose.laws import best_law, fitted_family, agreement_with
+
+DEFAULTS = {
+    ("Dense", "kernel"): "flax.lecun_normal", ("Dense", "bias"): "zeros",
+    ("DenseGeneral", "kernel"): "flax.lecun_normal", ("DenseGeneral", "bias"): "zeros",
+    ("Conv", "kernel"): "flax.lecun_normal", ("Conv", "bias"): "zeros",
+    ("LayerNorm", "scale"): "ones", ("LayerNorm", "bias"): "zeros",
+    ("BatchNorm", "scale"): "ones", ("BatchNorm", "bias"): "zeros",
+    ("Embed", "embedding"): "flax.variance_scaling(scale=1.0, mode='fan_in', distribution='normal')",
+}  # fmt: skip
+CANDIDATES = ["flax.lecun_normal", "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_uniform",
+              "flax.normal(stddev=0.02)", "flax.normal", "zeros", "ones", "orthogonal"]  # fmt: skip
+
+
+def _kind(path: str) -> str:
+    """``"Dense_0/kernel"`` -> ``Dense``: compact modules name their submodules ``Type_index``."""
+    module = path.rsplit("/", 1)[0].rsplit("/", 1)[-1]
+    return module.rsplit("_", 1)[0] if module.rsplit("_", 1)[-1].isdigit() else module
+
+
+def _activation_kind(values: np.ndarray) -> str | None:
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 1 and high > 0.5:
+        return "sigmoid"
+    if low >= 0:
+        return "relu"
+    if low >= -1 and high <= 1 and max(-low, high) > 0.5:
+        return "tanh"
+    return None
+
+
+def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, seed: int = 0) -> Inspection:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from initlab.nn.flax_model import as_model, flat_params
+
+    model = as_model(module, tuple(x.shape[1:]))
+    x = jnp.asarray(x)
+    if params is None:
+        params = model.init(jax.random.key(seed))
+    perturbations = model.zero_perturbations(params, x.shape[0])
+    out = model.apply(params, x)
+    classes = int(out.shape[-1]) if out.ndim == 2 and out.shape[-1] >= 2 else None
+    labels = jax.random.randint(jax.random.key(seed + 1), (x.shape[0],), 0, classes or 1)
+
+    def loss(params, perturbations):
+        output, _ = model.apply_with_intermediates(params, x, perturbations)
+        if classes:
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(output, labels))
+        return 0.5 * jnp.mean(output**2)
+
+    value, (param_grads, perturbation_grads) = jax.value_and_grad(loss, argnums=(0, 1))(params, perturbations)
+    _, layers_out = model.apply_with_intermediates(params, x)
+    paths = model.layer_paths()
+    grads_by_path = flat_params(perturbation_grads)
+    layers = []
+    for index, (path, layer) in enumerate(zip(paths, layers_out)):
+        pre = np.asarray(layer.preactivation, np.float64)
+        act = np.asarray(layer.activation, np.float64)
+        kind = _activation_kind(act) if index < len(paths) - 1 else None
+        dead = saturated = None
+        if kind == "relu" and act.ndim >= 2:
+            alive = act.reshape(-1, act.shape[-1]) > 0
+            dead = float(1 - alive.any(axis=0).mean())
+        if kind in SATURATION:
+            low, high = SATURATION[kind]
+            saturated = float(np.mean((act < low) | (act > high)))
+        gradient = next((np.asarray(v) for k, v in grads_by_path.items() if k.startswith(path)), None)
+        layers.append(LayerRecord(
+            name=path, kind=path.rsplit("/", 1)[-1].rsplit("_", 1)[0], activation=kind, output_shape=list(pre.shape),
+            mean=float(act.mean()), std=float(act.std()), dead_fraction=dead, saturated_fraction=saturated,
+            gradient_std=None if gradient is None else float(gradient.std()),
+        ))  # fmt: skip
+    grads = flat_params(param_grads)
+    records = []
+    for path, values in flat_params(params).items():
+        values = np.asarray(values, np.float64)
+        kind, name = _kind(path), path.rsplit("/", 1)[-1]
+        declared = DEFAULTS.get((kind, name))
+        shape = tuple(values.shape)
+        agreement = agreement_with(values, declared, shape).to_dict() if declared else None
+        identified = best_law(values, shape, CANDIDATES)
+        records.append(ParamRecord(
+            name=path, layer=path.rsplit("/", 1)[0], kind=kind, shape=list(shape), mean=float(values.mean()),
+            std=float(values.std()), declared=agreement, identified=None if identified is None else identified.to_dict(),
+            family=None if identified is not None else fitted_family(values),
+            gradient_std=float(np.asarray(grads[path]).std()) if path in grads else None,
+        ))  # fmt: skip
+    return Inspection(
+        target=target, framework="flax", inputs=inputs, batch=int(x.shape[0]), layers=layers, params=records,
+        loss=float(value), loss_kind="cross_entropy" if classes else "half_mean_square", classes=classes,
+        logit_std=float(jnp.std(out)) if classes else None,
+        notes=["Flax applies nonlinearities as functions: each layer's activation is what the next tapped layer "
+               "receives, its kind guessed from its range"],
+    )  # fmt: skip
+
+
+__all__ = ["inspect_flax"]
+

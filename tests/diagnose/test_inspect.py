@@ -1,0 +1,213 @@
+"""initlab inspect / check: laws against the real PyTorch, Keras and Flax, and findings on constructed cases."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initlab.cli import app
+from initlab.diagnose import Thresholds, inspect_model
+from initlab.diagnose.laws import P_AGREE, agreement_with, torch_layout
+from initlab.errors import InitlabError
+from initlab.testing import assert_healthy_init
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def _params(inspection):
+    return {p.name: p for p in inspection.params}
+
+
+def test_every_pytorch_layer_types_default_is_its_declared_law():
+    # The real PyTorch draws; initlab's law for each (layer type, parameter) must agree with them.
+    torch.manual_seed(0)
+    model = nn.ModuleDict({
+        "linear": nn.Linear(300, 200), "conv": nn.Conv2d(16, 32, 3), "embedding": nn.Embedding(1000, 64),
+        "norm": nn.LayerNorm(64), "batchnorm": nn.BatchNorm2d(8), "attention": nn.MultiheadAttention(64, 4),
+    })  # fmt: skip
+    from initlab.diagnose.torch_backend import declared_spec
+
+    for module_name, module in model.items():
+        weight = getattr(module, "weight", None)
+        fan_in = int(weight.shape[1] * math.prod(weight.shape[2:])) if weight is not None and weight.dim() >= 2 else None
+        for name, param in module.named_parameters():
+            parent = "MultiheadAttention" if name.startswith("out_proj") else None
+            kind = type(module if "." not in name else module.out_proj).__name__
+            spec = declared_spec(kind, name.rsplit(".", 1)[-1], fan_in if "." not in name else 64, parent)
+            assert spec is not None, (module_name, name)
+            values = param.detach().numpy()
+            layout = np.moveaxis(values, [0, 1], [-1, -2]) if values.ndim >= 2 else values
+            agreement = agreement_with(layout, spec, torch_layout(tuple(values.shape)))
+            assert agreement.p_value >= P_AGREE, (module_name, name, spec, agreement)
+
+
+def test_a_reinitialization_is_named_as_torchvision_does_it():
+    # torchvision's ResNet: nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu") on every conv.
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))  # fmt: skip
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    params = _params(inspect_model(model, input_shape=(3, 16, 16)))
+    for name in ("0.weight", "2.weight"):
+        assert not params[name].declared["agrees"]
+        assert params[name].identified["spec"] == "torch.kaiming_normal(mode='fan_out', nonlinearity='relu')"
+        assert params[name].std == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
+    assert params["6.weight"].declared["agrees"] and params["6.weight"].identified["spec"] == "torch.linear_default"
+
+
+def test_orthogonal_is_told_by_its_structure_not_its_spread():
+    # A conv whose kaiming fan_out std equals an orthogonal kernel's (128 x 64 x 3 x 3: both 1/sqrt(576)).
+    torch.manual_seed(2)
+    kaiming, orthogonal = nn.Conv2d(64, 128, 3), nn.Conv2d(64, 128, 3)
+    nn.init.kaiming_normal_(kaiming.weight, mode="fan_out", nonlinearity="relu")
+    nn.init.orthogonal_(orthogonal.weight)
+    first = _params(inspect_model(nn.Sequential(kaiming), input_shape=(64, 8, 8)))["0.weight"]
+    second = _params(inspect_model(nn.Sequential(orthogonal), input_shape=(64, 8, 8)))["0.weight"]
+    assert first.identified["spec"] == "torch.kaiming_normal(mode='fan_out', nonlinearity='relu')"
+    assert second.identified["spec"] == "torch.orthogonal" and second.identified["test"] == "structure"
+
+
+def _mlp(activation, weight_std=None, bias=None, depth=2, width=128, inputs=784):
+    torch.manual_seed(0)
+    layers, fan = [], inputs
+    for _ in range(depth):
+        layers += [nn.Linear(fan, width), activation()]
+        fan = width
+    layers.append(nn.Linear(fan, 10))
+    model = nn.Sequential(*layers)
+    for module in model:
+        if isinstance(module, nn.Linear):
+            if weight_std is not None:
+                nn.init.normal_(module.weight, 0.0, weight_std)
+            if bias is not None:
+                nn.init.constant_(module.bias, bias)
+    return model
+
+
+def _failing(model, **kwargs):
+    return {f.kind for f in inspect_model(model, **kwargs).findings() if f.severity == "fail"}
+
+
+def test_findings_are_right_on_constructed_cases():
+    uniform = dict(input_shape=(784,), batch_size=64, input_law="uniform")
+    assert _failing(_mlp(nn.ReLU), **uniform) == set()  # PyTorch's defaults: sane
+    assert "dead" in _failing(_mlp(nn.ReLU, bias=-3.0), **uniform)  # negative biases kill ReLUs
+    assert {"saturated", "loss"} <= _failing(_mlp(nn.Sigmoid, weight_std=1.0), **uniform)  # the tutorial's N(0, 1)
+    deep_small = _mlp(nn.Tanh, weight_std=0.3 / 8, depth=20, width=64, inputs=64)  # too small weights, 20 layers
+    assert "vanishing_gradients" in _failing(deep_small, input_shape=(64,), batch_size=64)
+    dead = inspect_model(_mlp(nn.ReLU, bias=-3.0), **uniform)
+    (finding,) = [f for f in dead.findings() if f.kind == "dead" and f.where == "1"]
+    assert "100% of units are dead at initialization" in finding.message
+
+
+def test_check_exits_1_on_a_bad_init_and_0_on_a_sane_one(tmp_path):
+    path = tmp_path / "models.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        def sane():
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+
+        def dead():
+            model = sane()
+            nn.init.constant_(model[0].bias, -3.0)
+            return model
+    """))
+    runner = CliRunner()
+    args = ["--input-shape", "784", "--input-law", "uniform", "--batch", "64"]
+    bad = runner.invoke(app, ["check", f"{path}:dead", *args])
+    assert bad.exit_code == 1 and "dead at initialization" in bad.stdout, bad.stdout
+    assert runner.invoke(app, ["check", f"{path}:sane", *args]).exit_code == 0
+    relaxed = runner.invoke(app, ["check", f"{path}:dead", *args, "--max-dead", "1"])
+    assert relaxed.exit_code == 0, relaxed.stdout
+    as_json = runner.invoke(app, ["inspect", f"{path}:dead", *args, "--json", "--html", str(tmp_path / "i.html")])
+    document = json.loads(as_json.stdout)
+    assert not document["healthy"] and document["classes"] == 10
+    assert document["log_classes"] == pytest.approx(math.log(10))
+    assert "dead at initialization" in (tmp_path / "i.html").read_text()
+
+
+def test_update_to_weight_ratios_after_steps_and_the_model_is_left_as_given():
+    model = _mlp(nn.ReLU)
+    before = [p.detach().clone() for p in model.parameters()]
+    inspection = inspect_model(model, input_shape=(784,), batch_size=32, steps=3, learning_rate=0.1)
+    ratios = {p.name: p.update_ratio for p in inspection.params}
+    assert all(r > 0 for r in ratios.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_assert_healthy_init():
+    with pytest.raises(AssertionError, match="dead at initialization"):
+        assert_healthy_init(_mlp(nn.ReLU, bias=-3.0), input_shape=(784,), batch_size=64, input_law="uniform")
+    assert_healthy_init(_mlp(nn.ReLU), np.random.default_rng(0).random((64, 784), dtype=np.float32))
+    with pytest.raises(AssertionError) as relaxed:  # dead units allowed: what remains is their consequence
+        assert_healthy_init(_mlp(nn.ReLU, bias=-3.0), input_shape=(784,), input_law="uniform",
+                            thresholds=Thresholds(dead=1.0))  # fmt: skip
+    assert "dead at initialization" not in str(relaxed.value) and "the signal vanishes" in str(relaxed.value)
+
+
+def test_keras_weights_are_tested_against_their_layers_own_initializers(keras):
+    model = keras.Sequential([
+        keras.Input((12, 12, 3)),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="tanh", kernel_initializer=keras.initializers.HeNormal(seed=1)),
+        keras.layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
+    inspection = inspect_model(model, input_shape=(12, 12, 3), batch_size=16)
+    kernels = {p.kind: p for p in inspection.params if p.name.endswith("/kernel")}
+    assert kernels["Conv2D"].declared["spec"] == "glorot_uniform" and kernels["Conv2D"].declared["agrees"]
+    dense_kernels = [p for p in inspection.params if p.kind == "Dense" and p.name.endswith("/kernel")]
+    assert dense_kernels[0].declared["spec"] == "he_normal" and dense_kernels[0].declared["agrees"]
+    assert inspection.classes == 10 and inspection.loss == pytest.approx(math.log(10), abs=0.5)
+    assert [layer.activation for layer in inspection.layers if layer.kind == "Dense"] == ["tanh", "softmax"]
+
+
+def test_a_flax_module_against_flaxs_defaults_and_dead_units():
+    import flax.linen as fnn
+
+    class Net(fnn.Module):
+        bias: float = 0.0
+
+        @fnn.compact
+        def __call__(self, x):
+            x = fnn.relu(fnn.Dense(128, bias_init=fnn.initializers.constant(self.bias))(x))
+            return fnn.Dense(10)(x)
+
+    healthy = inspect_model(Net(), input_shape=(784,), batch_size=64, input_law="uniform")
+    kernels = [p for p in healthy.params if p.name.endswith("kernel")]
+    assert all(p.declared["spec"] == "flax.lecun_normal" and p.declared["agrees"] for p in kernels)
+    assert not [f for f in healthy.findings() if f.severity == "fail"]
+    dead = inspect_model(Net(bias=-3.0), input_shape=(784,), batch_size=64, input_law="uniform")
+    assert "dead" in {f.kind for f in dead.findings() if f.severity == "fail"}
+
+
+def test_a_missing_framework_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    path = tmp_path / "needs_torch.py"
+    path.write_text("import torch\n\ndef model():\n    return None\n")
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    result = CliRunner().invoke(app, ["inspect", f"{path}:model", "--input-shape", "4"])
+    assert result.exit_code == 2
+    assert "pip install initlab[torch]" in result.stderr
+
+
+def test_inputs_and_targets_are_checked():
+    with pytest.raises(InitlabError, match="give the inputs"):
+        inspect_model(_mlp(nn.ReLU))
+    with pytest.raises(InitlabError, match="unknown input law"):
+        inspect_model(_mlp(nn.ReLU), input_shape=(784,), input_law="cauchy")
+    with pytest.raises(InitlabError, match="not a model"):
+        inspect_model(object(), input_shape=(3,))
+    with pytest.raises(InitlabError, match="the model failed on"):
+        inspect_model(_mlp(nn.ReLU), input_shape=(100,))

@@ -211,3 +211,30 @@ def test_inputs_and_targets_are_checked():
         inspect_model(object(), input_shape=(3,))
     with pytest.raises(InitlabError, match="the model failed on"):
         inspect_model(_mlp(nn.ReLU), input_shape=(100,))
+
+
+def test_a_keras_application_nobody_here_wrote(keras):
+    # MobileNetV2's architecture only (weights=None: nothing downloaded): every weight whose layer
+    # declares an initializer follows it, depthwise kernels included.
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
+    inspection = inspect_model(model, input_shape=(32, 32, 3), batch_size=4)
+    declared = [p for p in inspection.params if p.declared is not None]
+    assert len(declared) == len(inspection.params)
+    assert all(p.declared["agrees"] for p in declared), [p.name for p in declared if not p.declared["agrees"]]
+    depthwise = [p for p in inspection.params if p.kind == "DepthwiseConv2D"]
+    assert depthwise and all(p.declared["spec"] == "glorot_uniform" for p in depthwise)
+    assert inspection.loss == pytest.approx(math.log(10), abs=0.3)  # MobileNetV2 starts near a uniform guess
+    assert "vanishing" not in {f.kind for f in inspection.findings()}  # softmax probabilities are not a signal
+
+
+def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():
+    # At initialization a fresh BatchNorm in eval mode is the identity; the first step sees batch statistics.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+    nn.init.normal_(model[0].weight, 0.0, 10.0)  # a large scale that only the batch statistics undo
+    model.eval()
+    inspection = inspect_model(model, input_shape=(16,), batch_size=64)
+    by_name = {layer.name: layer for layer in inspection.layers}
+    assert by_name["1"].std == pytest.approx(1.0, rel=0.02)  # normalized by the batch
+    assert torch.equal(model[1].running_mean, torch.zeros(32)) and torch.equal(model[1].running_var, torch.ones(32))
+    assert not model.training

@@ -155,7 +155,8 @@ def findings(inspection: Inspection, thresholds: Thresholds) -> list[Finding]:
                                f"(beyond {low:g} / {high:g}), where its gradient vanishes: the weights are too large; "
                                f"use variance 1/fan_in (LeCun) or Glorot's"))  # fmt: skip
     signal = [layer for layer in inspection.layers if layer.std > 0 and math.isfinite(layer.std)]
-    measured = [layer for layer in inspection.layers if layer.kind not in ("softmax",)]
+    # Probabilities are not a signal whose scale should be kept: softmax outputs are left out.
+    measured = [layer for layer in inspection.layers if layer.kind != "Softmax" and layer.activation != "softmax"]
     if len(measured) >= 3:
         first, last = measured[0], measured[-1]
         ratio = _ratio(first.std, last.std)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from initlab.diagnose.core import SATURATION, Inspection, LayerRecord, ParamRecord
-from initlab.diagnose.laws import best_law, fitted_family, agreement_with
+from initlab.diagnose.laws import agreement_with, best_law, fitted_family
 
 DEFAULTS = {
     ("Dense", "kernel"): "flax.lecun_normal", ("Dense", "bias"): "zeros",

@@ -4,7 +4,7 @@ Keras layers carry their initializers (``kernel_initializer``, ``bias_initialize
 ``embeddings_initializer``, ``gamma_initializer``...): the *declared* law of a weight is that
 object's class and configuration, as an initlab spec (initlab's Keras initializers are Keras's),
 tested against the weight's values. Activations come from a sub-model whose outputs are every
-layer's; the initial loss is the cross-entropy of the output against random labels (softmax
+layer's, in training mode (moving statistics restored); the initial loss is the cross-entropy of the output against random labels (softmax
 outputs are probabilities, others logits). Gradients are not measured for Keras models yet.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from initlab.diagnose.core import SATURATION, Inspection, LayerRecord, ParamRecord
-from initlab.diagnose.laws import best_law, fitted_family, agreement_with
+from initlab.diagnose.laws import agreement_with, best_law, fitted_family
 
 CANDIDATES = ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
               "zeros", "ones", "random_uniform(minval=-0.05, maxval=0.05)", "orthogonal"]  # fmt: skip
@@ -46,12 +46,26 @@ def _activation(layer: Any) -> str | None:
 
 
 def inspect_keras(model: Any, x: Any, *, target: str, inputs: str, seed: int = 0) -> Inspection:
+    import warnings
+
+    with warnings.catch_warnings():  # Keras warns about its input structure when called on arrays
+        warnings.simplefilter("ignore", UserWarning)
+        return _inspect(model, x, target=target, inputs=inputs, seed=seed)
+
+
+def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Inspection:
     import keras
 
-    outputs = np.asarray(model(x))
-    layers_with_outputs = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in layers_with_outputs])
-    values_by_layer = probe(x)
+    # Training mode (BatchNormalization on the batch's statistics, as the first step sees it); the
+    # moving statistics it updates are put back.
+    saved = model.get_weights()
+    try:
+        outputs = np.asarray(model(x, training=True))
+        layers_with_outputs = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in layers_with_outputs])
+        values_by_layer = probe(x, training=True)
+    finally:
+        model.set_weights(saved)
     if not isinstance(values_by_layer, (list, tuple)):
         values_by_layer = [values_by_layer]
     layers = []
@@ -73,6 +87,8 @@ def inspect_keras(model: Any, x: Any, *, target: str, inputs: str, seed: int = 0
             short = weight.path.rsplit("/", 1)[-1] if hasattr(weight, "path") else weight.name
             values = np.asarray(weight.numpy(), np.float64)
             attribute = INITIALIZER_ATTRIBUTES.get(short)
+            if short == "kernel" and hasattr(layer, "depthwise_initializer") and not hasattr(layer, "kernel_initializer"):
+                attribute = "depthwise_initializer"  # DepthwiseConv2D's weight is named kernel
             declared = initializer_spec(getattr(layer, attribute)) if attribute and hasattr(layer, attribute) else None
             shape = tuple(values.shape)
             agreement = agreement_with(values, declared, shape).to_dict() if declared else None

@@ -1,6 +1,7 @@
 """Inspecting a ``torch.nn.Module``: forward hooks on its leaf modules, gradient hooks on their outputs.
 
-One forward and backward pass on the batch (cross-entropy against random labels when the output
+One forward and backward pass on the batch in training mode (normalization layers on the batch's
+statistics, as the first step sees them; running statistics restored afterwards), with cross-entropy against random labels when the output
 is logits ``(batch, classes)`` or ``(batch, tokens, vocabulary)``; else half the mean square of the
 output), then, with ``steps``, that many SGD updates on the same batch for the update-to-weight
 ratios. Per parameter, PyTorch's default for its layer type (``nn.Linear`` and ``nn.ConvNd``:
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from initlab.diagnose.core import SATURATION, Inspection, LayerRecord, ParamRecord
-from initlab.diagnose.laws import best_law, fitted_family, agreement_with, torch_layout
+from initlab.diagnose.laws import agreement_with, best_law, fitted_family, torch_layout
 
 ACTIVATIONS = {"ReLU": "relu", "ReLU6": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax",
                "GELU": "gelu", "SiLU": "silu", "ELU": "elu", "LeakyReLU": "leaky_relu"}  # fmt: skip
@@ -85,7 +86,24 @@ def inspect_torch(model: Any, x: Any, *, target: str, inputs: str, steps: int = 
     import torch
 
     torch.manual_seed(seed)
-    model.train(False)  # batch statistics would differ in train mode; inspection is of the function at init
+    # Training mode: normalization uses the batch's statistics, as the first training step sees the
+    # model (in eval mode a fresh BatchNorm is the identity, and deep stacks can look dead). Its
+    # running statistics, and the mode, are put back afterwards.
+    was_training = model.training
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    model.train(True)
+    try:
+        return _inspect(model, x, target=target, inputs=inputs, steps=steps, learning_rate=learning_rate, seed=seed)
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+        model.train(was_training)
+
+
+def _inspect(model: Any, x: Any, *, target: str, inputs: str, steps: int, learning_rate: float, seed: int) -> Inspection:
+    import torch
+
     modules = dict(model.named_modules())
     leaves = {name: module for name, module in modules.items() if name and not list(module.children())}
     parent_kind = {}

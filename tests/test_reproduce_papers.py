@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from initlab.cli import app
 from initlab.experiments.store import Store
 from initlab.measure.propagation import squared_norms_over_draws
-from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016
+from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
 
@@ -48,6 +48,20 @@ def test_the_exact_mean_log2_ratio_per_relu_layer_matches_sampling(gain):
     ratios = 2 * gain * _relu_squares(rng, width, 200_000) / width
     logs = np.log2(ratios)
     assert he2015._mean_log2_ratio(width, gain) == pytest.approx(logs.mean(), abs=4 * logs.std() / math.sqrt(len(logs)))
+
+
+@pytest.mark.parametrize(("width", "depth"), [(16, 1), (16, 3), (8, 6)])
+def test_the_exact_fourth_moment_of_gaussian_products_matches_numpy(width, depth):
+    rng = np.random.default_rng(width * depth)
+    draws = 20_000
+    product = np.broadcast_to(np.eye(width), (draws, width, width))
+    for _ in range(depth):
+        product = rng.standard_normal((draws, width, width)) / math.sqrt(width) @ product
+    gram = product @ np.swapaxes(product, 1, 2)
+    fourth = np.einsum("nij,nji->n", gram, gram) / width  # (1/n) tr (J J^T)^2 = mean sigma^4
+    assert saxe2014.exact_fourth_moment(width, depth) == pytest.approx(fourth.mean(), abs=4 * fourth.std() / math.sqrt(draws))
+    assert saxe2014.exact_fourth_moment(width, 1) == pytest.approx(2 + 1 / width)
+    assert abs(saxe2014.exact_fourth_moment(100_000, depth) - (depth + 1)) < 1e-3  # free probability's L + 1
 
 
 def test_the_gaussian_moments_of_the_glorot_prediction():
@@ -119,6 +133,9 @@ def small(monkeypatch):
     monkeypatch.setattr(mishkin2016, "WIDTH", 16)
     monkeypatch.setattr(mishkin2016, "HELD_OUT", 100)
     monkeypatch.setattr(mishkin2016, "EPOCHS", 1)
+    monkeypatch.setattr(saxe2014, "WIDTH", 16)
+    monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
+    monkeypatch.setattr(saxe2014, "SAMPLES", 4)
 
 
 def test_lsuvs_held_out_batch_is_not_its_own(small):
@@ -177,7 +194,8 @@ def test_reproduce_all_and_list(small, tmp_path):
     document = json.loads(result.stdout)
     assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
     html = (tmp_path / "report.html").read_text()
-    for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016"):
+    for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
+                    "Saxe et al. 2014"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
         assert len(store.runs()) == 4 + 8  # he2015's and mishkin2016's training runs, beside the documents

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from initlab.cli import app
 from initlab.experiments.store import Store
 from initlab.measure.propagation import squared_norms_over_draws
-from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014
+from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014, yang2022
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
 
@@ -136,6 +136,10 @@ def small(monkeypatch):
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
+    monkeypatch.setattr(yang2022, "WIDTHS", (16, 32))
+    monkeypatch.setattr(yang2022, "LOG2_RATES", (-8, -7))
+    monkeypatch.setattr(yang2022, "SEEDS", (0,))
+    monkeypatch.setattr(yang2022, "EXAMPLES", 256)
 
 
 def test_lsuvs_held_out_batch_is_not_its_own(small):
@@ -195,7 +199,7 @@ def test_reproduce_all_and_list(small, tmp_path):
     assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
     html = (tmp_path / "report.html").read_text()
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
-                    "Saxe et al. 2014"):
+                    "Saxe et al. 2014", "Yang et al. 2022"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
         assert len(store.runs()) == 4 + 8  # he2015's and mishkin2016's training runs, beside the documents

@@ -139,7 +139,7 @@ class ReproductionResult:
 
 
 REPRODUCTIONS: dict[str, Reproduction] = {}
-PAPERS = ("glorot2010", "saxe2014", "he2015", "mishkin2016", "hanin2018")
+PAPERS = ("glorot2010", "saxe2014", "he2015", "mishkin2016", "hanin2018", "yang2022")
 """The paper reproductions' modules, in the order ``reproduce all`` runs them."""
 
 

@@ -470,6 +470,22 @@ def _page(title: str, store_path: Path, results: Results, doc: _Document, shown:
         f'<section id="{anchor}"><h2>{number}. {escape(heading)}</h2>{"".join(body)}</section>'
         for number, (anchor, heading, body) in enumerate(doc.sections, start=1)
     )
+    body = (
+        f'<p class="lead">{intro}</p>\n'
+        + (f'<nav class="toc"><ol>{toc}</ol></nav>\n' if len(doc.sections) > 2 else "")
+        + sections
+    )
+    meta = f"initlab {escape(__version__)} · generated {when} · store <code>{escape(str(store_path))}</code>"
+    script = """window.addEventListener("beforeprint", function () {
+  document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+});"""
+    return _html_page(title, meta, body, script)
+
+
+def _html_page(title: str, meta: str, body: str, script: str = "") -> str:
+    """A self-contained report page: the house CSS, a header with ``meta`` (HTML), then ``body`` (HTML)."""
+    from initlab import __version__
+
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -484,18 +500,11 @@ def _page(title: str, store_path: Path, results: Results, doc: _Document, shown:
 <main>
 <header>
 <h1>{escape(title)}</h1>
-<p class="meta">initlab {escape(__version__)} · generated {when} · store <code>{escape(str(store_path))}</code></p>
+<p class="meta">{meta}</p>
 </header>
-<p class="lead">{intro}</p>
-{f'<nav class="toc"><ol>{toc}</ol></nav>' if len(doc.sections) > 2 else ""}
-{sections}
+{body}
 </main>
-<script>
-window.addEventListener("beforeprint", function () {{
-  document.querySelectorAll("details").forEach(function (d) {{ d.open = true; }});
-}});
-</script>
-</body>
+""" + (f"<script>\n{script}\n</script>\n" if script else "") + """</body>
 </html>
 """
 
@@ -590,29 +599,10 @@ def reproduction_report(documents: Sequence[Mapping[str, Any]], path: str | Path
         + " Each check sets initlab's measured number beside the paper's and a band fixed before the run, from the "
         "paper, from theory or from the sample's standard errors."
     )
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="initlab {escape(__version__)}">
-<title>{escape(title)}</title>
-<link rel="icon" href="data:,">
-<style>{_CSS}</style>
-</head>
-<body>
-<main>
-<header>
-<h1>{escape(title)}</h1>
-<p class="meta">initlab {escape(__version__)} · generated {when}</p>
-</header>
-<p class="lead">{lead}</p>
-{f'<nav class="toc"><ol>{toc}</ol></nav>' if len(sections) > 1 else ""}
-{body}
-</main>
-</body>
-</html>
-"""
+    page = _html_page(
+        title, f"initlab {escape(__version__)} · generated {when}",
+        f'<p class="lead">{lead}</p>\n' + (f'<nav class="toc"><ol>{toc}</ol></nav>\n' if len(sections) > 1 else "") + body,
+    )
     return write_text(path, page)
 
 
@@ -671,13 +661,7 @@ def inspection_report(document: Mapping[str, Any], path: str | Path) -> Path:
     from initlab import __version__
 
     title = f"Initialization of {document['target']}"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-        f'content="width=device-width, initial-scale=1"><title>{escape(title)}</title><link rel="icon" href="data:,">'
-        f"<style>{_CSS}</style></head><body><main><header><h1>{escape(title)}</h1>"
-        f'<p class="meta">initlab {escape(__version__)} inspect</p></header>'
-        f"<section>{inspection_section(document)}</section></main></body></html>\n"
-    )
+    page = _html_page(title, f"initlab {escape(__version__)} inspect", f"<section>{inspection_section(document)}</section>")
     return write_text(path, page)
 
 _CSS = """

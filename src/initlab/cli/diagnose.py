@@ -96,24 +96,31 @@ def _write_html(inspection: Any, thresholds: Any, path: Path) -> None:
 
 
 TARGET_HELP = "package.module:callable or path/to/file.py:callable returning a torch, Keras or Flax model."
+# Options both commands take.
+Target = Annotated[str, typer.Argument(help=TARGET_HELP)]
+InputShape = Annotated[Optional[str], typer.Option("--input-shape", metavar="SHAPE",
+                                                   help="Per-example input shape, e.g. 3,224,224.")]  # fmt: skip
+Data = Annotated[Optional[str], typer.Option(help="Inputs from a data set (mnist) or an .npz instead.")]
+Batch = Annotated[int, typer.Option(help="Examples in the batch.")]
+InputLaw = Annotated[str, typer.Option("--input-law", metavar="normal|uniform|tokens",
+                                       help="Random inputs: N(0, 1), U[0, 1) or token ids below the embedding's size.")]  # fmt: skip
+Seed = Annotated[int, typer.Option(help="Seed of the inputs and labels.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 @app.command()
 @user_errors
 def inspect(
-    target: Annotated[str, typer.Argument(help=TARGET_HELP)],
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", metavar="SHAPE",
-                                                       help="Per-example input shape, e.g. 3,224,224.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Inputs from a data set (mnist) or an .npz instead.")] = None,
-    batch: Annotated[int, typer.Option(help="Examples in the batch.")] = 8,
-    input_law: Annotated[str, typer.Option("--input-law", metavar="normal|uniform|tokens",
-                                           help="Random inputs: N(0, 1), U[0, 1) or token ids below the embedding's size.")]
-    = "normal",
+    target: Target,
+    input_shape: InputShape = None,
+    data: Data = None,
+    batch: Batch = 8,
+    input_law: InputLaw = "normal",
     steps: Annotated[int, typer.Option(help="SGD steps before measuring update-to-weight ratios (PyTorch).")] = 0,
     learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate of those steps.")] = 0.01,
-    seed: Annotated[int, typer.Option(help="Seed of the inputs and labels.")] = 0,
+    seed: Seed = 0,
     html: Annotated[Optional[Path], typer.Option(help="Also write the inspection as an HTML report section.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Inspect a model's initialization: per layer and parameter, measured against its framework's defaults."""
     from initlab.diagnose import Thresholds
@@ -138,14 +145,12 @@ def inspect(
 @app.command()
 @user_errors
 def check(
-    target: Annotated[str, typer.Argument(help=TARGET_HELP)],
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", metavar="SHAPE",
-                                                       help="Per-example input shape, e.g. 3,224,224.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Inputs from a data set (mnist) or an .npz instead.")] = None,
-    batch: Annotated[int, typer.Option(help="Examples in the batch.")] = 8,
-    input_law: Annotated[str, typer.Option("--input-law", metavar="normal|uniform|tokens",
-                                           help="Random inputs: N(0, 1), U[0, 1) or token ids.")] = "normal",
-    seed: Annotated[int, typer.Option(help="Seed of the inputs and labels.")] = 0,
+    target: Target,
+    input_shape: InputShape = None,
+    data: Data = None,
+    batch: Batch = 8,
+    input_law: InputLaw = "normal",
+    seed: Seed = 0,
     max_dead: Annotated[float, typer.Option("--max-dead", help="Largest fraction of dead ReLU units.")] = 0.5,
     max_saturated: Annotated[float, typer.Option("--max-saturated", help="Largest fraction of saturated outputs.")]
     = 0.5,
@@ -155,7 +160,7 @@ def check(
                                                   help="Largest change of the gradients' std across it.")] = 1e3,
     loss_excess: Annotated[float, typer.Option("--loss-excess", help="Largest initial loss above log(classes).")]
     = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Check a model's initialization against thresholds: exit status 1, with the findings, when any is crossed."""
     from initlab.diagnose import Thresholds

@@ -25,32 +25,41 @@ mup = typer.Typer(
 )
 app.add_typer(mup, name="mup")
 
+# Options both commands take.
+Parametrizations = Annotated[
+    Optional[list[str]],
+    typer.Option("--parametrization", metavar="sp|ntk|mup|mf", show_default="sp and mup",
+                 help="Width parametrization; several side by side."),
+]  # fmt: skip
+BaseWidth = Annotated[
+    Optional[int], typer.Option("--base-width", help="Width at which every parametrization is the standard one.")
+]
+Depth = Annotated[int, typer.Option(help="Hidden layers of each width.")]
+Activation = Annotated[str, typer.Option(help="Hidden activation spec.")]
+Init = Annotated[str, typer.Option("--init", help="Kernel initializer spec (its law; the parametrization scales it).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per step.")]
+DataFile = Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
 
 @mup.command("coord-check")
 @user_errors
 def coord_check_command(
-    parametrization: Annotated[
-        Optional[list[str]],
-        typer.Option("--parametrization", metavar="sp|ntk|mup|mf", show_default="sp and mup",
-                     help="Width parametrization to check; several side by side."),
-    ] = None,  # fmt: skip
+    parametrization: Parametrizations = None,
     widths: Annotated[
         str, typer.Option(metavar="WIDTHS", help="Increasing widths, e.g. 64,128,256 or a range of powers of two 64-4096.")
     ] = "64-4096",
-    base_width: Annotated[
-        Optional[int], typer.Option("--base-width", help="Width at which every parametrization is the standard one.")
-    ] = None,
+    base_width: BaseWidth = None,
     steps: Annotated[int, typer.Option(help="Updates; coordinates are recorded before the first and after each.")] = 3,
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-2; one vmapped program per width.")] = "0-2",
     optimizer: Annotated[str, typer.Option(help="sgd or adam spec.")] = "adam(learning_rate=0.01)",
-    depth: Annotated[int, typer.Option(help="Hidden layers of each width.")] = 2,
-    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "relu",
-    init: Annotated[str, typer.Option("--init", help="Kernel initializer spec (its law; the parametrization scales it).")]
-    = "torch.linear_default",  # fmt: skip
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 64,
-    data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
+    depth: Depth = 2,
+    activation: Activation = "relu",
+    init: Init = "torch.linear_default",
+    batch_size: BatchSize = 64,
+    data_file: DataFile = None,
     plot: Annotated[Optional[Path], typer.Option(help="The check in microsoft/mup's layout, to PNG/SVG/PDF.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Coordinate check: every layer's mean |coordinate| against width over the first steps, and its slope."""
     from initlab.cli.inspection import _figure_paths
@@ -118,40 +127,33 @@ def coord_check_command(
 @mup.command("transfer")
 @user_errors
 def transfer_command(
-    parametrization: Annotated[
-        Optional[list[str]],
-        typer.Option("--parametrization", metavar="sp|ntk|mup|mf", show_default="sp and mup",
-                     help="Width parametrization; several side by side."),
-    ] = None,  # fmt: skip
+    parametrization: Parametrizations = None,
     widths: Annotated[
         str, typer.Option(metavar="WIDTHS", help="Increasing widths, e.g. 128,256,512 or a range of powers of two 128-2048.")
     ] = "128-2048",
-    base_width: Annotated[
-        Optional[int], typer.Option("--base-width", help="Width at which every parametrization is the standard one.")
-    ] = None,
+    base_width: BaseWidth = None,
     lrs: Annotated[
         str, typer.Option("--lrs", metavar="LOW:HIGH[:STEP]", help="log2 learning rates, e.g. -14:-4 or -12,-10,-8.")
     ] = "-14:-4",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-2: each its own draw and data order.")] = "0-2",
     optimizer: Annotated[str, typer.Option(help="sgd or adam (its other arguments kept; the grid sets the rate).")]
     = "adam",  # fmt: skip
-    depth: Annotated[int, typer.Option(help="Hidden layers of each width.")] = 2,
-    activation: Annotated[str, typer.Option(help="Hidden activation spec.")] = "relu",
-    init: Annotated[str, typer.Option("--init", help="Kernel initializer spec (its law; the parametrization scales it).")]
-    = "torch.linear_default",  # fmt: skip
+    depth: Depth = 2,
+    activation: Activation = "relu",
+    init: Init = "torch.linear_default",
     examples: Annotated[int, typer.Option(help="Training examples (the first of the training set).")] = 4096,
     eval_examples: Annotated[
         int, typer.Option("--eval-examples", help="Of those, how many measure the final training loss.")
     ] = 2048,
     epochs: Annotated[int, typer.Option(help="Passes over the training examples.")] = 1,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 64,
-    data_file: Annotated[Optional[Path], typer.Option("--data-file", help=".npz with Keras's mnist keys.")] = None,
+    batch_size: BatchSize = 64,
+    data_file: DataFile = None,
     memory_budget: Annotated[
         Optional[float], typer.Option("--memory-budget", help="MiB for one ensemble chunk (default: half the free memory).")
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="The muP paper's figure (loss against log2 lr), PNG/SVG/PDF.")]
     = None,  # fmt: skip
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Learning-rate transfer: train a learning-rate grid at every width and see where the optimum goes.
 

@@ -138,6 +138,24 @@ class ReproductionResult:
         }  # fmt: skip
 
 
+def final_accuracies(context: Context, configs: list[Any], labels: list[str]) -> list[float]:
+    """Train ``configs`` into the reproduction's store (finished runs are reused) and return each one's
+    final validation accuracy, in order (NaN for a run that diverged)."""
+    from initlab.experiments.executors import run_configs
+    from initlab.experiments.store import Store
+    from initlab.training.config import TrainConfig
+
+    run_configs(configs, context.store, labels=labels, progress=lambda done, total: context.stage("training", done, total))
+    wanted = {config.config_hash(): index for index, config in enumerate(configs)}
+    out = [math.nan] * len(configs)
+    with Store(context.store, read_only=True) as store:
+        for run in store.runs():
+            index = wanted.get(TrainConfig.from_dict(run["config"]).config_hash())
+            if index is not None and run["status"] == "done":
+                out[index] = (store.history(run["run_id"]).get("val_accuracy") or [math.nan])[-1]
+    return out
+
+
 REPRODUCTIONS: dict[str, Reproduction] = {}
 PAPERS = ("glorot2010", "saxe2014", "he2015", "mishkin2016", "hanin2018", "yang2022")
 """The paper reproductions' modules, in the order ``reproduce all`` runs them."""
@@ -203,5 +221,5 @@ def listing() -> list[dict[str, Any]]:
 
 __all__ = [
     "Check", "Context", "Outcome", "Paper", "Progress", "REPRODUCTIONS", "Reproduction", "ReproductionResult",
-    "PAPERS", "get", "listing", "load_all", "register", "run",
+    "PAPERS", "final_accuracies", "get", "listing", "load_all", "register", "run",
 ]  # fmt: skip

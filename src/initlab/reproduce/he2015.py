@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from initlab.reproduce.base import Check, Context, Outcome, Paper, Reproduction, register
+from initlab.reproduce.base import Check, Context, Outcome, Paper, Reproduction, final_accuracies, register
 from initlab.reproduce.hanin2018 import exact_log_variance
 
 PAPER = Paper(
@@ -111,31 +111,22 @@ def _run(context: Context) -> Outcome:
 
 
 def _train(context: Context) -> dict[str, dict[int, float]]:
-    from initlab.experiments.executors import run_configs
-    from initlab.experiments.store import Store
     from initlab.training.config import TrainConfig
 
     epochs = FULL_EPOCHS if context.full else EPOCHS
-    configs, labels = [], []
-    for name, spec in INITIALIZERS.items():
-        for seed in SEEDS:
-            configs.append(TrainConfig(
-                hidden_units=(TRAIN_WIDTH,) * TRAIN_DEPTH, activation="relu", kernel_initializer=spec,
-                output_kernel_initializer=spec, loss="categorical_crossentropy",
-                optimizer="sgd(learning_rate=0.01, momentum=0.9)", epochs=epochs, seed=context.seed + seed,
-            ))  # fmt: skip
-            labels.append(f"he2015: {name}")
-    run_configs(configs, context.store, labels=labels,
-                progress=lambda done, total: context.stage("training", done, total))  # fmt: skip
+    runs = [(name, context.seed + seed) for name in INITIALIZERS for seed in SEEDS]
+    configs = [
+        TrainConfig(
+            hidden_units=(TRAIN_WIDTH,) * TRAIN_DEPTH, activation="relu", kernel_initializer=INITIALIZERS[name],
+            output_kernel_initializer=INITIALIZERS[name], loss="categorical_crossentropy",
+            optimizer="sgd(learning_rate=0.01, momentum=0.9)", epochs=epochs, seed=seed,
+        )
+        for name, seed in runs
+    ]  # fmt: skip
+    accuracies = final_accuracies(context, configs, [f"he2015: {name}" for name, _ in runs])
     out: dict[str, dict[int, float]] = {name: {} for name in INITIALIZERS}
-    hashes = {config.config_hash(): (label.split(": ", 1)[1], config.seed) for config, label in zip(configs, labels)}
-    with Store(context.store, read_only=True) as store:
-        for run in store.runs():
-            config = TrainConfig.from_dict(run["config"])
-            if config.config_hash() in hashes:
-                name, seed = hashes[config.config_hash()]
-                history = store.history(run["run_id"]) if run["status"] == "done" else {}
-                out[name][seed] = (history.get("val_accuracy") or [math.nan])[-1]
+    for (name, seed), accuracy in zip(runs, accuracies):
+        out[name][seed] = accuracy
     return out
 
 

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from initlab.reproduce.base import Check, Context, Outcome, Paper, Reproduction, register
+from initlab.reproduce.base import Check, Context, Outcome, Paper, Reproduction, final_accuracies, register
 
 PAPER = Paper("Dmytro Mishkin and Jiri Matas", 2016, "All you need is a good init", "ICLR 2016")
 INITIALIZERS = {"LSUV": "lsuv", "orthogonal": "orthogonal", "He (he_normal)": "he_normal",
@@ -80,24 +80,13 @@ def _variances(context: Context) -> dict[str, dict[str, list[float]]]:
 
 
 def _train(context: Context) -> dict[str, dict[int, float]]:
-    from initlab.experiments.executors import run_configs
-    from initlab.experiments.store import Store
-    from initlab.training.config import TrainConfig
-
     epochs = FULL_EPOCHS if context.full else EPOCHS
-    configs = [_config(spec, context.seed + seed, epochs) for spec in INITIALIZERS.values() for seed in SEEDS]
-    names = [name for name in INITIALIZERS for _ in SEEDS]
-    run_configs(configs, context.store, labels=[f"mishkin2016: {name}" for name in names],
-                progress=lambda done, total: context.stage("training", done, total))  # fmt: skip
-    by_hash = {config.config_hash(): (name, config.seed) for config, name in zip(configs, names)}
+    runs = [(name, context.seed + seed) for name in INITIALIZERS for seed in SEEDS]
+    configs = [_config(INITIALIZERS[name], seed, epochs) for name, seed in runs]
+    accuracies = final_accuracies(context, configs, [f"mishkin2016: {name}" for name, _ in runs])
     out: dict[str, dict[int, float]] = {name: {} for name in INITIALIZERS}
-    with Store(context.store, read_only=True) as store:
-        for run in store.runs():
-            key = TrainConfig.from_dict(run["config"]).config_hash()
-            if key in by_hash:
-                name, seed = by_hash[key]
-                history = store.history(run["run_id"]) if run["status"] == "done" else {}
-                out[name][seed] = (history.get("val_accuracy") or [math.nan])[-1]
+    for (name, seed), accuracy in zip(runs, accuracies):
+        out[name][seed] = accuracy
     return out
 
 

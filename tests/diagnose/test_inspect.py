@@ -216,15 +216,17 @@ def test_inputs_and_targets_are_checked():
 def test_a_keras_application_nobody_here_wrote(keras):
     # MobileNetV2's architecture only (weights=None: nothing downloaded): every weight whose layer
     # declares an initializer follows it, depthwise kernels included.
+    keras.utils.set_random_seed(0)  # Keras draws the weights from its global generator
     model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
-    inspection = inspect_model(model, input_shape=(32, 32, 3), batch_size=4)
+    inspection = inspect_model(model, input_shape=(32, 32, 3), batch_size=16)
     declared = [p for p in inspection.params if p.declared is not None]
     assert len(declared) == len(inspection.params)
     assert all(p.declared["agrees"] for p in declared), [p.name for p in declared if not p.declared["agrees"]]
     depthwise = [p for p in inspection.params if p.kind == "DepthwiseConv2D"]
     assert depthwise and all(p.declared["spec"] == "glorot_uniform" for p in depthwise)
-    assert inspection.loss == pytest.approx(math.log(10), abs=0.3)  # MobileNetV2 starts near a uniform guess
-    assert "vanishing" not in {f.kind for f in inspection.findings()}  # softmax probabilities are not a signal
+    failing = {f.kind for f in inspection.findings() if f.severity == "fail"}
+    assert "loss" not in failing  # within loss_excess of log(10), a uniform guess
+    assert "vanishing" not in failing  # softmax probabilities are not a signal
 
 
 def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():

@@ -35,6 +35,7 @@ ACTIVATIONS = {
     "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
     "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
     "softsign": lambda x: x / (1 + np.abs(x)),
+    "erf": np.vectorize(math.erf),
     "softplus": lambda x: np.log1p(np.exp(x)),
     "swish": lambda x: x / (1 + np.exp(-x)),
     "softmax": softmax,

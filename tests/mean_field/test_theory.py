@@ -64,6 +64,7 @@ REFERENCES = {
         lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi),
     ),
     "softsign": (lambda x: x / (1 + np.abs(x)), lambda x: 1 / (1 + np.abs(x)) ** 2),
+    "erf": (_erf, lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x)),
     "softplus": (lambda x: np.logaddexp(0, x), _sigmoid),
     "swish": (lambda x: x * _sigmoid(x), lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
 }

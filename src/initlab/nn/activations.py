@@ -105,6 +105,14 @@ def softsign() -> Activation:
     return Activation("softsign", lambda x: jax.nn.soft_sign(x), (-1.0, 1.0))
 
 
+@activations.register("erf")
+def erf() -> Activation:
+    """The error function, outputs in (-1, 1): the sigmoid-like nonlinearity whose Gaussian integrals
+    are closed forms (Williams 1997), used by Pennington et al. (2017) beside tanh. Not a Keras
+    activation."""
+    return Activation("erf", lambda x: jax.scipy.special.erf(x), (-1.0, 1.0))
+
+
 @activations.register("softplus")
 def softplus() -> Activation:
     """log(1 + exp(x))."""

@@ -240,3 +240,20 @@ def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():
     assert by_name["1"].std == pytest.approx(1.0, rel=0.02)  # normalized by the batch
     assert torch.equal(model[1].running_mean, torch.zeros(32)) and torch.equal(model[1].running_var, torch.ones(32))
     assert not model.training
+
+
+def test_mean_field_theory_beside_the_measurement_for_a_plain_stack():
+    # 784-1024-1024-1024-10 tanh with PyTorch's defaults: each Linear output's mean square against
+    # q^{l+1} = sigma_w^2 E[tanh(sqrt(q^l) z)^2] + sigma_b^2 (measured sigma_w^2 and sigma_b^2).
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 1024), nn.Tanh(), nn.Linear(1024, 1024), nn.Tanh(), nn.Linear(1024, 1024),
+                          nn.Tanh(), nn.Linear(1024, 10))  # fmt: skip
+    inspection = inspect_model(model, input_shape=(784,), batch_size=256, input_law="uniform")
+    linear = [layer for layer in inspection.layers if layer.kind == "Linear"]
+    assert len(linear) == 4 and all(layer.predicted_second_moment is not None for layer in linear)
+    for layer in linear[:3]:  # width 1024: one draw's fluctuation is a few percent
+        assert layer.second_moment == pytest.approx(layer.predicted_second_moment, rel=0.1), layer.name
+    assert all(layer.predicted_second_moment is None for layer in inspection.layers if layer.kind == "Tanh")
+    with_norm = inspect_model(nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2)),
+                              input_shape=(8,), batch_size=16)  # fmt: skip
+    assert all(layer.predicted_second_moment is None for layer in with_norm.layers)  # not a stack the theory covers

@@ -38,32 +38,46 @@ def _inspect(target: str, input_shape: Optional[str], data: Optional[str], batch
                           steps=steps, learning_rate=learning_rate, seed=seed)  # fmt: skip
 
 
+def _short(spec: str) -> str:
+    """A spec without its family's prefix, for the table (``torch.linear_default`` -> ``linear_default``)."""
+    return spec.split(".", 1)[1] if spec.startswith(("torch.", "flax.")) else spec
+
+
 def _print(inspection: Any, thresholds: Any) -> list[Any]:
     console.print(f"[bold]{escape(inspection.target)}[/] ({inspection.framework}) on {escape(inspection.inputs)}",
                   highlight=False)  # fmt: skip
-    layers = new_table("layer outputs at initialization", [
-        ("layer", "left"), ("type", "left"), ("mean", "right"), ("std", "right"), ("dead", "right"),
-        ("saturated", "right"), ("std dL/d(out)", "right")])  # fmt: skip
+    theory = any(layer.predicted_second_moment is not None for layer in inspection.layers)
+    columns = [("layer", "left"), ("type", "left"), ("std", "right"), ("dead / saturated", "right"),
+               ("std dL/d(out)", "right")]  # fmt: skip
+    if theory:
+        columns += [("mean sq", "right"), ("theory", "right")]
+    layers = new_table("layer outputs at initialization" + (" (theory: mean-field, for the plain stack)" if theory else ""),
+                       columns)  # fmt: skip
     for layer in inspection.layers:
-        layers.add_row(
-            escape(layer.name), layer.kind, f"{layer.mean:.3g}", f"{layer.std:.3g}",
-            "" if layer.dead_fraction is None else f"{layer.dead_fraction:.0%}",
-            "" if layer.saturated_fraction is None else f"{layer.saturated_fraction:.0%}",
-            "" if layer.gradient_std is None else f"{layer.gradient_std:.3g}",
-        )  # fmt: skip
+        state = "" if layer.dead_fraction is None else f"{layer.dead_fraction:.0%} dead"
+        if layer.saturated_fraction is not None:
+            state = f"{layer.saturated_fraction:.0%} sat."
+        row = [escape(layer.name), layer.kind, f"{layer.std:.3g}", state,
+               "" if layer.gradient_std is None else f"{layer.gradient_std:.3g}"]  # fmt: skip
+        if theory:
+            predicted = layer.predicted_second_moment
+            row += ["" if predicted is None else f"{layer.second_moment:.3g}", "" if predicted is None else f"{predicted:.3g}"]
+        layers.add_row(*row)
     console.print(layers)
-    params = new_table("parameters: measured, the type's default (KS p-value), the law that fits", [
-        ("parameter", "left"), ("shape", "left"), ("std", "right"), ("default", "left"), ("p", "right"),
-        ("fits", "left"), ("update/weight", "right")])  # fmt: skip
+    stepped = inspection.steps > 0
+    params = new_table("parameters: measured std, the type's default (KS p-value), the law that fits",
+                       [("parameter", "left"), ("shape", "left"), ("std", "right"), ("default", "left"), ("p", "right"),
+                        ("fits", "left")] + ([("update/weight", "right")] if stepped else []))  # fmt: skip
     for param in inspection.params:
         declared = param.declared
         fits = param.identified["spec"] if param.identified else (
             f"{param.family['family']} (fitted)" if param.family else "none")  # fmt: skip
-        params.add_row(
-            escape(param.name), "x".join(map(str, param.shape)), f"{param.std:.3g}",
-            escape(declared["spec"]) if declared else "?", f"{declared['p_value']:.2g}" if declared else "",
-            escape(fits), "" if param.update_ratio is None else f"{param.update_ratio:.2g}",
-        )  # fmt: skip
+        row = [escape(param.name), "x".join(map(str, param.shape)), f"{param.std:.3g}",
+               escape(_short(declared["spec"])) if declared else "?", f"{declared['p_value']:.2g}" if declared else "",
+               escape(_short(fits))]  # fmt: skip
+        if stepped:
+            row.append("" if param.update_ratio is None else f"{param.update_ratio:.2g}")
+        params.add_row(*row)
     console.print(params)
     if inspection.loss is not None:
         import math

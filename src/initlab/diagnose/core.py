@@ -69,6 +69,11 @@ class LayerRecord:
     dead_fraction: float | None = None
     saturated_fraction: float | None = None
     gradient_std: float | None = None
+    second_moment: float | None = None
+    """Mean square of the output's entries: a pre-activation's variance over networks."""
+    predicted_second_moment: float | None = None
+    """Mean-field theory's value of it (:mod:`initlab.mean_field`), where the network is a stack the
+    theory covers (Dense layers alternating with elementwise activations)."""
 
 
 @dataclass

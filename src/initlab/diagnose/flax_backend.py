@@ -98,8 +98,10 @@ def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, 
         kind, name = _kind(path), path.rsplit("/", 1)[-1]
         declared = DEFAULTS.get((kind, name))
         shape = tuple(values.shape)
-        agreement = agreement_with(values, declared, shape).to_dict() if declared else None
-        identified = best_law(values, shape, CANDIDATES)
+        tested = agreement_with(values, declared, shape) if declared else None
+        agreement = None if tested is None else tested.to_dict()
+        # The type's default, where it fits, is what drew it (few entries cannot tell laws apart).
+        identified = tested if tested is not None and tested.agrees else best_law(values, shape, CANDIDATES)
         records.append(ParamRecord(
             name=path, layer=path.rsplit("/", 1)[0], kind=kind, shape=list(shape), mean=float(values.mean()),
             std=float(values.std()), declared=agreement, identified=None if identified is None else identified.to_dict(),

@@ -91,8 +91,10 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Insp
                 attribute = "depthwise_initializer"  # DepthwiseConv2D's weight is named kernel
             declared = initializer_spec(getattr(layer, attribute)) if attribute and hasattr(layer, attribute) else None
             shape = tuple(values.shape)
-            agreement = agreement_with(values, declared, shape).to_dict() if declared else None
-            identified = best_law(values, shape, CANDIDATES)
+            tested = agreement_with(values, declared, shape) if declared else None
+            agreement = None if tested is None else tested.to_dict()
+            # The type's default, where it fits, is what drew it (few entries cannot tell laws apart).
+            identified = tested if tested is not None and tested.agrees else best_law(values, shape, CANDIDATES)
             params.append(ParamRecord(
                 name=f"{layer.name}/{short}", layer=layer.name, kind=type(layer).__name__, shape=list(shape),
                 mean=float(values.mean()), std=float(values.std()), declared=agreement,

@@ -36,6 +36,44 @@ WEIGHT_CANDIDATES = [
 VECTOR_CANDIDATES = ["torch.zeros", "torch.ones", "torch.normal(std=0.02)", "torch.normal"]
 
 
+THEORY_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "GELU": "gelu", "SiLU": "swish",
+                      "Softplus": "softplus", "Softsign": "softsign"}  # fmt: skip
+"""PyTorch activations whose mean-field variance map initlab computes (their defaults only)."""
+
+
+def _predict(model: Any, order: list[str], leaves: dict[str, Any], x: Any, layers: list[LayerRecord]) -> None:
+    """Mean-field predictions of each Linear output's mean square, where the model is a plain stack:
+    Linear, activation, Linear, ... in forward order (a final Softmax aside), on 2-D inputs.
+
+    ``q^1 = sigma_w^2 mean(x^2) + sigma_b^2`` and ``q^{l+1} = sigma_w^2 E[phi(sqrt(q^l) z)^2] + sigma_b^2``
+    with each layer's measured ``sigma_w^2 = Var[W] fan_in`` and ``sigma_b^2 = Var[b]``.
+    """
+    import torch
+
+    from initlab.mean_field.theory import variance_map
+
+    kinds = [type(leaves[name]).__name__ for name in order]
+    if kinds and kinds[-1] == "Softmax":
+        kinds = kinds[:-1]
+    if x.dim() != 2 or not kinds or kinds[0] != "Linear" or kinds[-1] != "Linear":
+        return
+    if any(kind != ("Linear" if i % 2 == 0 else kind) or (i % 2 == 1 and kind not in THEORY_ACTIVATIONS)
+           for i, kind in enumerate(kinds)):  # fmt: skip
+        return
+    by_name = {layer.name: layer for layer in layers}
+    q, activation = float(x.float().pow(2).mean()), None
+    for i in range(0, len(kinds), 2):
+        linear = leaves[order[i]]
+        weight = linear.weight.detach().double()
+        sigma_w2 = float(weight.var(unbiased=False) + weight.mean() ** 2) * weight.shape[1]
+        bias = linear.bias.detach().double() if linear.bias is not None else torch.zeros(1, dtype=torch.float64)
+        sigma_b2 = float(bias.pow(2).mean())
+        q = sigma_w2 * q + sigma_b2 if activation is None else variance_map(q, sigma_w2, sigma_b2, activation)
+        by_name[order[i]].predicted_second_moment = q
+        if i + 1 < len(kinds):
+            activation = THEORY_ACTIVATIONS[kinds[i + 1]]
+
+
 def declared_spec(kind: str, name: str, weight_fan_in: int | None, parent_kind: str | None) -> str | None:
     """PyTorch's default initializer for parameter ``name`` of a module of class ``kind`` (``None``: not known)."""
     if parent_kind == "MultiheadAttention" and name == "bias":
@@ -178,7 +216,9 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, steps: int, learni
             name=name, kind=kind, activation=activation, output_shape=list(values.shape), mean=float(values.mean()),
             std=float(values.std()), dead_fraction=dead, saturated_fraction=saturated,
             gradient_std=None if grad is None else float(grad.float().std()),
+            second_moment=float(np.mean(np.square(values, dtype=np.float64))),
         ))  # fmt: skip
+    _predict(model, order, leaves, x, layers)
     params = []
     for module_name, module in modules.items():
         kind = type(module).__name__
@@ -190,10 +230,12 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, steps: int, learni
             shape = torch_layout(tuple(values.shape))
             layout_values = np.moveaxis(values, [0, 1], [-1, -2]) if values.ndim >= 2 else values
             declared = declared_spec(kind, param_name, fan_in, parent_kind.get(module_name))
-            agreement = agreement_with(layout_values, declared, shape).to_dict() if declared else None
+            tested = agreement_with(layout_values, declared, shape) if declared else None
+            agreement = None if tested is None else tested.to_dict()
             candidates = WEIGHT_CANDIDATES if values.ndim >= 2 else VECTOR_CANDIDATES + (
                 [f"torch.linear_bias_default(fan_in={fan_in})"] if fan_in else [])  # fmt: skip
-            identified = best_law(layout_values, shape, candidates)
+            # The type's default, where it fits, is what drew it (few entries cannot tell laws apart).
+            identified = tested if tested is not None and tested.agrees else best_law(layout_values, shape, candidates)
             params.append(ParamRecord(
                 name=full, layer=module_name, kind=kind, shape=list(values.shape), mean=float(values.mean()),
                 std=float(values.std()), declared=agreement, identified=None if identified is None else identified.to_dict(),

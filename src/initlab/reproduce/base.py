@@ -138,21 +138,24 @@ class ReproductionResult:
         }  # fmt: skip
 
 
-def final_accuracies(context: Context, configs: list[Any], labels: list[str]) -> list[float]:
-    """Train ``configs`` into the reproduction's store (finished runs are reused) and return each one's
-    final validation accuracy, in order (NaN for a run that diverged)."""
+def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: list[Any]) -> dict[str, dict[int, float]]:
+    """Train ``configs`` (run ``i`` is ``runs[i] = (name, seed)``) into the reproduction's store, finished
+    runs reused, and return their final validation accuracies by name, then seed (NaN: diverged)."""
     from initlab.experiments.executors import run_configs
     from initlab.experiments.store import Store
     from initlab.training.config import TrainConfig
 
+    labels = [f"{context.folder.name}: {name}" for name, _ in runs]
     run_configs(configs, context.store, labels=labels, progress=lambda done, total: context.stage("training", done, total))
-    wanted = {config.config_hash(): index for index, config in enumerate(configs)}
-    out = [math.nan] * len(configs)
+    wanted = {config.config_hash(): run for run, config in zip(runs, configs)}
+    out: dict[str, dict[int, float]] = {}
+    for name, seed in runs:
+        out.setdefault(name, {})[seed] = math.nan
     with Store(context.store, read_only=True) as store:
-        for run in store.runs():
-            index = wanted.get(TrainConfig.from_dict(run["config"]).config_hash())
-            if index is not None and run["status"] == "done":
-                out[index] = (store.history(run["run_id"]).get("val_accuracy") or [math.nan])[-1]
+        for stored in store.runs():
+            run = wanted.get(TrainConfig.from_dict(stored["config"]).config_hash())
+            if run is not None and stored["status"] == "done":
+                out[run[0]][run[1]] = (store.history(stored["run_id"]).get("val_accuracy") or [math.nan])[-1]
     return out
 
 

@@ -123,11 +123,7 @@ def _train(context: Context) -> dict[str, dict[int, float]]:
         )
         for name, seed in runs
     ]  # fmt: skip
-    accuracies = final_accuracies(context, configs, [f"he2015: {name}" for name, _ in runs])
-    out: dict[str, dict[int, float]] = {name: {} for name in INITIALIZERS}
-    for (name, seed), accuracy in zip(runs, accuracies):
-        out[name][seed] = accuracy
-    return out
+    return final_accuracies(context, runs, configs)
 
 
 def _figure(forward: dict, training: dict, path) -> None:

@@ -83,11 +83,7 @@ def _train(context: Context) -> dict[str, dict[int, float]]:
     epochs = FULL_EPOCHS if context.full else EPOCHS
     runs = [(name, context.seed + seed) for name in INITIALIZERS for seed in SEEDS]
     configs = [_config(INITIALIZERS[name], seed, epochs) for name, seed in runs]
-    accuracies = final_accuracies(context, configs, [f"mishkin2016: {name}" for name, _ in runs])
-    out: dict[str, dict[int, float]] = {name: {} for name in INITIALIZERS}
-    for (name, seed), accuracy in zip(runs, accuracies):
-        out[name][seed] = accuracy
-    return out
+    return final_accuracies(context, runs, configs)
 
 
 def _run(context: Context) -> Outcome:

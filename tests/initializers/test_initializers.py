@@ -25,7 +25,9 @@ TRUNCATED_STD = 0.87962566103423978
 ENTRY_NAMES = [entry.name for entry in initializers]
 SHAPES = [(784, 64), (64, 10), (300, 500), (50,)]
 # Structured laws: the entries are not independent draws, so they get their own tests.
-STRUCTURED = {"orthogonal", "identity"}
+STRUCTURED = {"orthogonal", "identity", "hadamard"}
+# Kernels read as (d_in, d_out) maps after their first in_axes axes: a vector has no output axis.
+PROJECTIONS = {"flax.dense_general_default", "xavier_normal_projection"}
 N_SE = 5.0  # tolerance of the statistical checks, in standard errors
 
 
@@ -57,7 +59,7 @@ BOUNDED = _cases(lambda law: law is not None and law.low is not None)
 
 
 def _is_deterministic(law) -> bool:
-    return law.std == 0.0 or law.distribution == "identity"
+    return law.std == 0.0 or law.distribution in ("identity", "hadamard")
 
 
 def assert_mean_and_variance(sample, mean, variance, label=""):
@@ -103,7 +105,7 @@ def test_every_initializer_applies_to_dense_kernels(name):
 
 @pytest.mark.parametrize(("name", "shape"), REFUSED)
 def test_only_structured_laws_refuse_a_shape_and_then_raise(name, shape, getkey):
-    assert build(name).law((64, 10)).distribution in STRUCTURED
+    assert build(name).law((64, 10)).distribution in STRUCTURED or (name in PROJECTIONS and len(shape) == 1)
     with pytest.raises(InitlabError):
         build(name)(getkey(), shape)
 
@@ -381,7 +383,11 @@ KERAS_SHAPE = (784, 64)
 # Keras's own names only: the torch.* and flax.* families and initlab's own entries (lsuv,
 # standard_uniform) have no Keras class and are checked in their own test files.
 KERAS_SPECS = (
-    [name for name in ENTRY_NAMES if "." not in name and name not in ("lsuv", "standard_uniform")]
+    [
+        name for name in ENTRY_NAMES
+        if "." not in name and name not in ("lsuv", "standard_uniform")
+        and not initializers.entry(name).builder.__module__.endswith(".deep")  # tests/initializers/test_deep.py
+    ]
     + [
         "random_normal(mean=0.5, stddev=2.0)",
         "random_uniform(minval=-1.0, maxval=3.0)",

@@ -135,7 +135,7 @@ def test_every_torch_function_is_registered():
     names = {
         "uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
         "kaiming_normal", "orthogonal", "sparse", "zeros", "ones", "constant", "eye",
-        "linear_default", "linear_bias_default",
+        "linear_default", "linear_bias_default", "conv_default", "attention_in_default",
     }  # fmt: skip
     assert {n.removeprefix("torch.") for n in initializers.names if n.startswith("torch.")} == names
     # PyTorch's in-place names, trailing underscore included, find the same entries.
@@ -375,6 +375,10 @@ def jax_initializer(spec):
         return inits.lecun_normal()
     if name == "dense_bias_default":
         return inits.zeros
+    if name == "embed_default":  # flax.linen.Embed's default_embed_init
+        return inits.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+    if name == "dense_general_default":  # on a 2-D kernel, DenseGeneral's flattening changes nothing
+        return inits.lecun_normal()
     if name == "variance_scaling":
         return inits.variance_scaling(kwargs["scale"], kwargs["mode"], kwargs["distribution"])
     return getattr(inits, name)(**kwargs)

@@ -301,6 +301,7 @@ def train(
     Several --init and --seeds train every combination at once, as one vmapped ensemble, and print a comparison table.
     """
     hidden_units = parse_sizes(hidden)
+    architecture = None
     budget = memory_budget_bytes(memory_budget)
 
     def given(name: str) -> bool:  # (typer ships its own click: compare the source by name)
@@ -320,7 +321,10 @@ def train(
         if network:
             raise InitlabError(f"--model describes the whole network: give it or {', '.join(network)}, not both")
         fields = models.build(model).config_fields()
-        hidden_units, activation, output_activation = fields["hidden_units"], fields["activation"], fields["output_activation"]
+        if "architecture" in fields:
+            architecture = fields["architecture"]
+        else:
+            hidden_units, activation, output_activation = fields["hidden_units"], fields["activation"], fields["output_activation"]
     prefetch = _prefetch(dataset, None if data_file is None else str(data_file))
     configure_process()
 
@@ -335,6 +339,7 @@ def train(
         layer_kernel_initializers=_layer_overrides(layer_init or []), loss=loss, optimizer=optimizer,
         batch_size=batch_size, epochs=epochs, seed=seed, probe_every=probe_every if probe else 0, matmul=matmul,
         defaults=defaults, init_rules=tuple(init_rule or ()), parametrization=parametrization, base_width=base_width,
+        architecture=architecture,
     )
     seed_list = parse_seeds(seeds) if seeds is not None else [seed]
     configs = list(dict.fromkeys(  # he_normal and HeNormal() are one configuration: trained once

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import zipfile
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from initlab.data import sequences
+from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.registry import Registry
 
@@ -30,37 +31,6 @@ MNIST_SHA256 = {
     "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A labelled data set: inputs flattened to ``(n, features)``, labels one-hot float32.
-
-    Inputs keep their stored dtype (uint8 pixels for images) so that the trainer moves four
-    times fewer bytes; ``features`` gives the float32 values, ``x.astype(float32) / scale``,
-    exactly the tutorial's ``x.astype('float32') / 255``.
-    """
-
-    name: str
-    x_train: np.ndarray = field(repr=False)
-    y_train: np.ndarray = field(repr=False)
-    x_test: np.ndarray = field(repr=False)
-    y_test: np.ndarray = field(repr=False)
-    scale: float = 1.0
-    source: str = ""
-
-    def features(self, split: str = "train") -> np.ndarray:
-        """The float32 inputs of ``split`` ("train" or "test")."""
-        x = self.x_train if split == "train" else self.x_test
-        return x.astype(np.float32) / np.float32(self.scale)
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.x_train.shape[1])
-
-    @property
-    def classes(self) -> int:
-        return int(self.y_train.shape[1])
 
 
 def file_sha256(path: str | Path) -> str:
@@ -169,13 +139,14 @@ def preprocess(name: str, arrays: dict[str, np.ndarray], source: str = "") -> Da
     """The tutorial's preprocessing: flatten, divide 8-bit pixels by 255, one-hot labels."""
     classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     pixels = arrays["x_train"].dtype == np.uint8
+    example_shape = tuple(int(s) for s in arrays["x_train"].shape[1:])
     out = []
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
         x = x.reshape(len(x), -1)
         out.append(x if pixels else x.astype(np.float32))
         out.append(np.eye(classes, dtype=np.float32)[arrays[f"y_{split}"].astype(np.int64)])
-    return Dataset(name, *out, scale=255.0 if pixels else 1.0, source=source)
+    return Dataset(name, *out, scale=255.0 if pixels else 1.0, source=source, example_shape=example_shape)
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,6 +196,10 @@ def _load_downloaded(name: str, path: str | None) -> Dataset:
             arrays[key] = arrays[key][:, 0]
     _check_layout(arrays, file)
     return preprocess(name, arrays, source=str(file))
+
+
+datasets.register("modular_addition", aliases=("modular_arithmetic",))(sequences.modular_addition)
+datasets.register("characters", aliases=("stdlib_characters", "chars"))(sequences.characters)
 
 
 def load(name: str = "mnist", data_file: str | Path | None = None) -> Dataset:

@@ -8,6 +8,7 @@ import order:
 - :mod:`~initlab.initializers.keras`: Keras 3's initializers and defaults (``glorot_uniform``...);
 - :mod:`~initlab.initializers.torch`: ``torch.nn.init``'s semantics (``torch.*``);
 - :mod:`~initlab.initializers.flax`: Flax's and ``jax.nn.initializers``' (``flax.*``);
+- :mod:`~initlab.initializers.deep`: schemes made for deep networks (``delta_orthogonal``, ``zero_hadamard``);
 - :mod:`~initlab.initializers.lsuv`: the LSUV spec (its algorithm is :mod:`initlab.nn.lsuv`);
 - :mod:`~initlab.initializers.table`: the cross-framework comparison table.
 
@@ -19,7 +20,7 @@ Example:
 from __future__ import annotations
 
 # isort: off
-from initlab.initializers import keras, torch, flax, lsuv  # noqa: F401  (registration order: keep it)
+from initlab.initializers import keras, torch, flax, deep, lsuv  # noqa: F401  (registration order: keep it)
 # isort: on
 from initlab.initializers.base import (
     TRUNCATED_NORMAL_STD,

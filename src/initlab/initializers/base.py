@@ -2,7 +2,7 @@
 distribution of one entry (:class:`Law`), Keras's fans (:func:`compute_fans`) and the one registry.
 
 The families register into :data:`initializers` when :mod:`initlab.initializers` is imported, in
-a fixed order (Keras, PyTorch, Flax, LSUV), so that listings never depend on import order.
+a fixed order (Keras, PyTorch, Flax, deep networks, LSUV), so that listings never depend on import order.
 """
 
 from __future__ import annotations

@@ -179,3 +179,41 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str
         lambda key, shape, dtype: at(shape).sample(key, shape, dtype),
         lambda shape: at(shape).law(shape),
     )
+
+
+@initializers.register("flax.embed_default")
+def embed_default() -> Initializer:
+    """N(0, 1/features), not truncated: flax nn.Embed, variance_scaling(1.0, 'fan_in', 'normal', out_axis=0).
+
+    On an embedding table ``(vocabulary, features)`` JAX's fans with ``in_axis=-2, out_axis=0``
+    leave ``fan_in = features``; Keras's ``Embedding`` draws U(+-0.05) and PyTorch's N(0, 1).
+    """
+    spec = "flax.embed_default"
+    return Initializer(
+        spec,
+        lambda key, shape, dtype: jax.random.normal(key, shape, dtype) * (1.0 / math.sqrt(shape[-1])),
+        lambda shape: Law("normal", 0.0, 1.0 / math.sqrt(shape[-1])),
+    )
+
+
+@initializers.register("flax.dense_general_default")
+def dense_general_default(in_axes: int = 1) -> Initializer:
+    """lecun_normal of the kernel flattened to (prod(shape[:in_axes]), rest): flax nn.DenseGeneral's default.
+
+    ``DenseGeneral`` (the projections of ``nn.MultiHeadDotProductAttention``) draws its kernel
+    flat, so a query kernel ``(d, heads, head_dim)`` has fan_in ``d`` (``in_axes=1``) and the
+    output kernel ``(heads, head_dim, d)`` fan_in ``heads * head_dim`` (``in_axes=2``), where
+    Keras's fans of the unflattened shape would multiply in a receptive field.
+    """
+    check(isinstance(in_axes, int) and in_axes >= 1, f"flax.dense_general_default: in_axes must be >= 1, got {in_axes!r}")
+    spec = "flax.dense_general_default" if in_axes == 1 else f"flax.dense_general_default(in_axes={in_axes!r})"
+
+    def std(shape: Shape) -> float:
+        check(len(shape) > in_axes, f"{spec}: a kernel of shape {tuple(shape)} has no output axes after {in_axes} input axes")
+        return math.sqrt(1.0 / math.prod(shape[:in_axes])) / TRUNCATED_NORMAL_STD
+
+    return Initializer(
+        spec,
+        lambda key, shape, dtype: jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * std(shape),
+        lambda shape: _scaled_truncated_normal(spec, std(shape), -2.0, 2.0).law(shape),
+    )

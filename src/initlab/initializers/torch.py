@@ -294,6 +294,30 @@ def linear_default() -> Initializer:
     return _renamed("torch.linear_default", kaiming_uniform(a=math.sqrt(5.0)))
 
 
+@initializers.register("torch.conv_default")
+def conv_default() -> Initializer:
+    """U(+-1/sqrt(fan_in)), fan_in = in * kernel area: torch ``nn.Conv2d`` weight, kaiming_uniform_(a=sqrt(5))."""
+    return _renamed("torch.conv_default", kaiming_uniform(a=math.sqrt(5.0)))
+
+
+@initializers.register("torch.attention_in_default")
+def attention_in_default() -> Initializer:
+    """U(+-sqrt(6/(4 d))), d = shape[0]: torch ``nn.MultiheadAttention`` query/key/value projections.
+
+    PyTorch draws the packed ``in_proj_weight`` of shape ``(3 d, d)`` with ``xavier_uniform_``, so
+    its fans are ``(d, 3 d)`` and the bound ``sqrt(6 / (d + 3 d))``, not that of a ``(d, d)``
+    matrix; the biases are zeros and ``out_proj`` keeps ``nn.Linear``'s weight default. Here the
+    shape is Flax's ``(d, heads, head_dim)`` (or ``(d, d)``): ``d`` is its first axis.
+    """
+    spec = "torch.attention_in_default"
+
+    def at(shape: Shape) -> Initializer:
+        bound = math.sqrt(6.0 / (4 * shape[0])) if len(shape) else 0.0
+        return _uniform(spec, -bound, bound)
+
+    return _shaped(spec, at)
+
+
 @initializers.register("torch.linear_bias_default")
 def linear_bias_default(fan_in: int | None = None) -> Initializer:
     """U(+-1/sqrt(fan_in)) with the layer's fan_in (torch ``nn.Linear`` bias); see bind_fan_in.

@@ -36,6 +36,13 @@ from initlab.initializers import build, compute_fans, initializers
 from initlab.initializers.torch import bind_fan_in
 from initlab.nn.init_rules import resolve
 
+STATE = "batch_stats"
+"""The one collection of state initlab trains with: BatchNorm's running statistics, kept in the
+parameters' tree under this key and replaced (not optimized) after each step."""
+
+SOWN = ("intermediates", "residual")
+"""Collections a module sows values into (statistics for the probes), not state to train with."""
+
 
 def _linen() -> Any:
     import flax.linen as linen
@@ -94,6 +101,7 @@ class FlaxModel:
     module: Any
     input_shape: tuple[int, ...]
     _layers: list[str] = field(default_factory=list, init=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.module, _linen().Module):
@@ -119,13 +127,41 @@ class FlaxModel:
     def init(self, key: Any) -> Any:
         """The module's own initialization (its ``kernel_init`` and ``bias_init``) from ``key``."""
         variables = self.module.init(key, jnp.zeros((1, *self.input_shape), jnp.float32))
-        others = sorted(set(variables) - {"params"})
+        others = sorted(set(variables) - {"params", *SOWN})
+        if others == [STATE] and _has_train_flag(self.module):
+            return {**variables["params"], STATE: variables[STATE]}
         if others:
             raise InitlabError(
-                f"{self.name} keeps state beside its parameters ({', '.join(others)}): initlab trains modules "
-                "with parameters only so far (no BatchNorm statistics)"
+                f"{self.name} keeps state beside its parameters ({', '.join(others)}): initlab trains a module with "
+                f"{STATE} only when it has a 'train' attribute (use_running_average=not train), as initlab's resnet"
             )
         return variables["params"]
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the module keeps BatchNorm statistics (``params[STATE]``), updated by training steps."""
+        if "stateful" not in self._cache:
+            x = jnp.zeros((1, *self.input_shape), jnp.float32)
+            shapes = jax.eval_shape(lambda key: self.module.init(key, x), jax.random.key(0))
+            self._cache["stateful"] = STATE in shapes and _has_train_flag(self.module)
+        return self._cache["stateful"]
+
+    def _variables(self, params: Any) -> dict[str, Any]:
+        """Flax's variables from initlab's parameters (the statistics kept under ``STATE``)."""
+        if isinstance(params, dict) and STATE in params:
+            return {"params": {k: v for k, v in params.items() if k != STATE}, STATE: params[STATE]}
+        return {"params": params}
+
+    def apply_training(self, params: Any, x: Any, *, input_matmul: Any = None) -> tuple[Any, Any]:
+        """The output in training mode and the parameters with the statistics that batch updated.
+
+        Normalization uses the batch's statistics and moves the running ones (BatchNorm's
+        momentum); without state this is :meth:`apply` and the parameters come back unchanged.
+        """
+        if not self.stateful:
+            return self.apply(params, x, input_matmul=input_matmul), params
+        output, updated = self.module.apply(self._variables(params), self._batch(x), mutable=[STATE])
+        return output, {**params, STATE: updated[STATE]}
 
     def initialize(self, key: Any, rules: Sequence[Any] = ()) -> tuple[Any, dict[str, str]]:
         """Parameters from ``key``, the parameters that ``rules`` match redrawn by initlab; and each one's origin.
@@ -141,7 +177,7 @@ class FlaxModel:
         """
         params = self.init(key)
         flat = _flatten(params)
-        specs = resolve(list(flat), list(rules), self.layer_paths()) if rules else dict.fromkeys(flat)
+        specs = resolve(list(flat), list(rules), self.layer_paths(), self.layer_kinds()) if rules else dict.fromkeys(flat)
         origins = {}
         for index, (path, value) in enumerate(flat.items()):
             spec = specs[path]
@@ -158,8 +194,12 @@ class FlaxModel:
         return unflatten_dict(flat, sep="/"), origins
 
     def apply(self, params: Any, x: Any, *, input_matmul: Any = None) -> Any:
-        """The module's output for a batch ``x`` (``input_matmul`` is for initlab's MLP and is ignored)."""
-        return self.module.apply({"params": params}, self._batch(x))
+        """The module's output for a batch ``x`` (``input_matmul`` is for initlab's MLP and is ignored).
+
+        A module with state is applied in inference mode (``train=False``: running statistics).
+        """
+        module = self.module.clone(train=False) if self.stateful else self.module
+        return module.apply(self._variables(params), self._batch(x))
 
     def tapped(self, params: Any, x: Any, perturbations: Any = None) -> tuple[Any, dict[str, tuple[Any, Any]]]:
         """The output and, per tapped layer (by path, in call order), its ``(input, pre-activation)``.
@@ -167,8 +207,10 @@ class FlaxModel:
         ``perturbations`` (from :meth:`zero_perturbations`) are added to the pre-activations: the
         gradient of a loss with respect to them is the gradient with respect to the pre-activations.
         """
-        variables = {"params": params} | ({"perturbations": perturbations} if perturbations is not None else {})
+        variables = self._variables(params) | ({"perturbations": perturbations} if perturbations is not None else {})
         mutable = ["taps"] if perturbations is not None else ["taps", "perturbations"]
+        if self.stateful:  # at the batch's statistics, as training sees the layers; the moved statistics are dropped
+            mutable.append(STATE)
         order: list[str] = []
         with _linen().intercept_methods(_interceptor(order)):
             output, state = self.module.apply(variables, self._batch(x), mutable=mutable)
@@ -191,9 +233,40 @@ class FlaxModel:
         x = jnp.zeros((batch_size, *self.input_shape), jnp.float32)
         with _linen().intercept_methods(_interceptor([])):
             shapes = jax.eval_shape(
-                lambda p: self.module.apply({"params": p}, x, mutable=["taps", "perturbations"])[1]["perturbations"], params
+                lambda p: self.module.apply(self._variables(p), x, mutable=["taps", "perturbations", STATE])[1]["perturbations"],
+                params,
             )
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def layer_kinds(self) -> dict[str, str]:
+        """The kind (:data:`~initlab.nn.init_rules.KINDS`) of every module that holds parameters, by path.
+
+        ``nn.Dense``/``nn.DenseGeneral``: dense, ``nn.Conv``: conv, ``nn.Embed``: embed, the
+        normalizations: norm; the projections of ``nn.MultiHeadDotProductAttention``: attention
+        (query, key, value) and attention_out (out). From shapes only, once.
+        """
+        if "kinds" not in self._cache:
+            linen = _linen()
+            kinds: dict[str, str] = {}
+            norms = tuple(getattr(linen, name) for name in ("LayerNorm", "BatchNorm", "GroupNorm", "RMSNorm") if hasattr(linen, name))
+            types = ((linen.Embed, "embed"), ((linen.Conv, linen.ConvTranspose), "conv"), (norms, "norm"),
+                     ((linen.Dense, linen.DenseGeneral), "dense"))
+
+            def intercept(next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
+                module = context.module
+                if context.method_name == "__call__" and module.scope is not None:
+                    path = "/".join(module.scope.path)
+                    kind = next((name for classes, name in types if isinstance(module, classes)), None)
+                    if kind == "dense" and isinstance(module.parent, linen.MultiHeadDotProductAttention):
+                        kind = "attention_out" if module.name == "out" else "attention"
+                    if kind is not None:
+                        kinds.setdefault(path, kind)
+                return next_fun(*args, **kwargs)
+
+            with linen.intercept_methods(intercept):
+                jax.eval_shape(self.init, jax.random.key(0))
+            self._cache["kinds"] = kinds
+        return dict(self._cache["kinds"])
 
     def layer_paths(self) -> list[str]:
         """The tapped layers' paths, in the order they are called (``["Dense_0", "Dense_1"]``); from shapes only."""
@@ -211,6 +284,12 @@ class FlaxModel:
                 raise InitlabError(f"{self.name} has no Dense or Conv layer for initlab to look into")
             self._layers.extend(layers)
         return list(self._layers)
+
+
+def _has_train_flag(module: Any) -> bool:
+    import dataclasses
+
+    return any(f.name == "train" for f in dataclasses.fields(module))
 
 
 def as_model(model: Any, input_shape: tuple[int, ...]) -> FlaxModel:

@@ -155,6 +155,10 @@ class MLP(FlaxModel):
         return "MLP"
 
     @property
+    def stateful(self) -> bool:
+        return False
+
+    @property
     def shapes(self) -> list[tuple[int, int]]:
         """Kernel shapes ``(in, out)``, layer by layer."""
         sizes = [self.input_dim] + [layer.units for layer in self.layers]

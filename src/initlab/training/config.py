@@ -65,6 +65,12 @@ class TrainConfig:
             default), ``ntk``, ``mup`` or ``mf``; every hidden layer then has one width.
         base_width: the width at which a parametrization other than ``sp`` equals the standard
             one (its width multiplier is ``hidden width / base_width``).
+        architecture: a network other than the MLP, as a model spec (``initlab list models``):
+            ``cnn(...)``, ``resnet(...)``, ``resmlp(...)``, ``transformer(...)``. The MLP's layer
+            fields then do not apply; its initializers are the network's own (Flax's defaults and
+            its scheme's), then ``defaults``, then ``kernel_initializer`` / ``bias_initializer``
+            where set away from their defaults (every Dense and Conv kernel / bias), then
+            ``init_rules``. Trained with ``parametrization='sp'`` only.
     """
 
     dataset: str = "mnist"
@@ -89,6 +95,7 @@ class TrainConfig:
     matmul: str = "auto"
     parametrization: str = "sp"
     base_width: int | None = None
+    architecture: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("dataset", "activation", "kernel_initializer", "bias_initializer", "output_activation",
@@ -146,8 +153,26 @@ class TrainConfig:
         object.__setattr__(self, "init_rules", tuple(self.init_rules))
         if self.defaults is not None:
             init_rules.preset(self.defaults)
+        if self.architecture is not None:
+            self._check_architecture()
+            return
         self.parameter_initializers()  # every rule parses, and matches a parameter of this network
         self._check_parametrization()
+
+    def _check_architecture(self) -> None:
+        from initlab.nn.model_specs import models
+
+        if not isinstance(self.architecture, str):
+            raise InitlabError(f"architecture must be a model spec such as 'cnn()', got {self.architecture!r}")
+        entry = models.resolve(self.architecture)[0]
+        if entry.name == "mlp":
+            raise InitlabError("architecture: an MLP is described by hidden_units, activation and output_activation")
+        object.__setattr__(self, "architecture", models.canonical(self.architecture))
+        if self.parametrization != "sp" or self.base_width is not None:
+            raise InitlabError(f"parametrization {self.parametrization} scales MLPs only so far; {entry.name} trains with sp")
+        if self.layer_kernel_initializers:
+            raise InitlabError("layer_kernel_initializers number an MLP's layers; for another network use init_rules")
+        self.rules()  # every rule parses
 
     def _check_parametrization(self) -> None:
         if self.parametrization not in PARAMETRIZATIONS:
@@ -207,6 +232,11 @@ class TrainConfig:
         shorthand left at its default value counts as unset, so the preset's choice stands.
         """
         rules = list(init_rules.preset(self.defaults)) if self.defaults else []
+        if self.architecture is not None:
+            for pattern, name in _ARCHITECTURE_SHORTHANDS:
+                if initializers.initializers.canonical(getattr(self, name)) != _FIELD_DEFAULTS[name]:
+                    rules.append(init_rules.InitRule(pattern, getattr(self, name), required=False))
+            return (*rules, *(init_rules.parse(text) for text in self.init_rules))
         for pattern, name in _SHORTHANDS:
             value = getattr(self, name)
             if pattern.startswith("hidden/") and not self.hidden_units:
@@ -243,6 +273,14 @@ class TrainConfig:
     def model(self, input_dim: int, classes: int) -> MLP:
         return MLP(input_dim=input_dim, layers=self.layers(classes))
 
+    def architecture_model(self, dataset: Any) -> Any:
+        """The :class:`~initlab.nn.architecture.Architecture` of ``architecture`` for ``dataset``'s examples."""
+        from initlab.nn.model_specs import build_architecture
+
+        return build_architecture(
+            self.architecture, dataset.input_shape, dataset.classes, vocabulary=dataset.vocabulary, framework=self.defaults
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_units"] = list(self.hidden_units)
@@ -278,11 +316,21 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_HASHED_UNLESS_DEFAULT = {"matmul": "auto", "defaults": None, "init_rules": [], "parametrization": "sp", "base_width": None}
+_HASHED_UNLESS_DEFAULT = {
+    "matmul": "auto", "defaults": None, "init_rules": [], "parametrization": "sp", "base_width": None, "architecture": None,
+}
 
 _SHORTHANDS = (
     ("hidden/kernel", "kernel_initializer"),
     ("hidden/bias", "bias_initializer"),
+    ("output/kernel", "output_kernel_initializer"),
+    ("output/bias", "output_bias_initializer"),
+)
+_ARCHITECTURE_SHORTHANDS = (
+    ("dense/kernel", "kernel_initializer"),
+    ("conv/kernel", "kernel_initializer"),
+    ("dense/bias", "bias_initializer"),
+    ("conv/bias", "bias_initializer"),
     ("output/kernel", "output_kernel_initializer"),
     ("output/bias", "output_bias_initializer"),
 )

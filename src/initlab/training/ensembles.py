@@ -13,7 +13,13 @@ from initlab import data as data_module
 from initlab.checks import available_memory_bytes
 from initlab.errors import InitlabError
 from initlab.training.config import TrainConfig
-from initlab.training.grid import FREE_FIELDS, compatibility_key, model_bytes  # noqa: F401  (planning's vocabulary)
+from initlab.training.grid import (  # noqa: F401  (planning's vocabulary)
+    FREE_FIELDS,
+    VALIDATION_BATCH,
+    compatibility_key,
+    model_bytes,
+    module_bytes,
+)
 from initlab.training.loop import TrainResult
 from initlab.training.run import EnsembleCallback, train_ensemble
 
@@ -27,7 +33,10 @@ def chunk_size(config: TrainConfig, dataset: data_module.Dataset, memory_budget:
     """How many models of ``config``'s shape fit in ``memory_budget`` bytes beside the data."""
     budget = default_memory_budget() if memory_budget is None else memory_budget
     data_bytes = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
-    per_model = model_bytes(config, dataset.input_dim, dataset.classes, len(dataset.x_test))
+    if config.architecture is not None:
+        per_model = module_bytes(config.architecture_model(dataset), config.batch_size, VALIDATION_BATCH)
+    else:
+        per_model = model_bytes(config, dataset.input_dim, dataset.classes, len(dataset.x_test))
     if budget < data_bytes + per_model:
         raise InitlabError(
             f"memory budget of {budget / 2**20:.0f} MiB is too small: the data needs {data_bytes / 2**20:.0f} MiB "

@@ -146,6 +146,29 @@ def _devices() -> int:
     return count
 
 
+VALIDATION_BATCH = 500
+"""Examples per forward pass of a Flax module's validation pass (an MLP's takes the whole set at once)."""
+
+
+def module_bytes(model: Any, batch_size: int, validation_batch: int) -> int:
+    """A generous estimate of the memory one Flax module adds to an ensemble, in bytes.
+
+    Parameters with gradients, updates and up to three optimizer slots; every submodule's output
+    for a training batch (kept for the backward pass, twice for its gradient) and for a
+    validation batch; from shapes only.
+    """
+    import jax.numpy as jnp
+
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    parameters = sum(leaf.size for leaf in jax.tree.leaves(params))
+    x = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)
+    def forward(p: Any, x: Any) -> Any:
+        return model.module.apply(model._variables(p), x, capture_intermediates=True, mutable=True)[1]["intermediates"]
+
+    per_example = sum(leaf.size for leaf in jax.tree.leaves(jax.eval_shape(forward, params, x))) + int(np.prod(model.input_shape))
+    return 4 * (6 * parameters + 3 * batch_size * per_example + validation_batch * per_example)
+
+
 def model_bytes(config: TrainConfig, input_dim: int, classes: int, validation_size: int) -> int:
     """A generous estimate of the memory one model adds to an ensemble, in bytes.
 

@@ -23,7 +23,7 @@ import numpy as np
 from initlab import data as data_module
 from initlab._lazy import jax, jnp, lax, optax
 from initlab.data import epoch_order  # noqa: F401  (the epoch's order, beside the epoch)
-from initlab.nn.flax_model import FlaxModel
+from initlab.nn.flax_model import STATE, FlaxModel
 from initlab.nn.models import MLP, Params
 from initlab.training.config import TrainConfig
 
@@ -97,14 +97,21 @@ def make_step(mlp: MLP, loss: Callable, optimizer: Any, input_matmul: Callable |
     both measured on the forward pass before the update. ``input_matmul``: see :meth:`MLP.apply`.
     """
 
+    stateful = getattr(mlp, "stateful", False)
+
     def objective(params, x, y):
+        if stateful:  # BatchNorm: the batch's statistics, and the running ones moved
+            probabilities, moved = mlp.apply_training(params, x)
+            return jnp.mean(loss(y, probabilities)), (probabilities, moved[STATE])
         probabilities = mlp.apply(params, x, input_matmul=input_matmul)
-        return jnp.mean(loss(y, probabilities)), probabilities
+        return jnp.mean(loss(y, probabilities)), (probabilities, None)
 
     def step(params, opt_state, x, y):
-        (batch_loss, probabilities), grads = jax.value_and_grad(objective, has_aux=True)(params, x, y)
+        (batch_loss, (probabilities, statistics)), grads = jax.value_and_grad(objective, has_aux=True)(params, x, y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
+        if stateful:  # statistics are not optimized: their gradient is zero, and whatever the optimizer did is replaced
+            params = {**params, STATE: statistics}
         correct = jnp.sum(jnp.argmax(probabilities, -1) == jnp.argmax(y, -1))
         return params, opt_state, batch_loss * x.shape[0], correct
 
@@ -120,6 +127,7 @@ def make_epoch(
     scale: float = 1.0,
     probe: Callable | None = None,
     input_matmul: Callable | None = None,
+    validation_batch: int | None = None,
 ) -> Callable:
     """One epoch: ``(params, opt_state, order, x, y, x_val, y_val[, x_probe, y_probe]) -> (params, opt_state, metrics)``.
 
@@ -128,6 +136,8 @@ def make_epoch(
     (:func:`initlab.measure.probes.make_probe`), the per-layer statistics after the epoch, computed in
     the same compiled program on ``(x_probe, y_probe)``, come back as ``metrics["probe"]``.
     ``input_matmul`` computes the first layer's product (:func:`initlab.accel.sparse_dense.input_matmul`).
+    ``validation_batch``: the validation pass in batches of that many examples (the memory of a
+    convolutional network's activations), else in one pass.
     """
     step = make_step(mlp, loss, optimizer, input_matmul)
     full_batches, remainder = divmod(train_size, batch_size)
@@ -150,18 +160,38 @@ def make_epoch(
             rest = order[full_batches * batch_size :]
             params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
             loss_total, correct_total = loss_total + loss_sum, correct_total + correct
-        val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
+        if validation_batch is None or len(x_val) <= validation_batch:
+            val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
+            val_losses = loss(y_val, val_probabilities)
+            val_correct = jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)
+        else:
+            val_losses, val_correct = _batched_validation(mlp, loss, params, features, x_val, y_val, validation_batch)
         metrics = {
             "loss": loss_total / train_size,
             "accuracy": correct_total / train_size,
-            "val_loss": jnp.mean(loss(y_val, val_probabilities)),
-            "val_accuracy": jnp.mean(jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)),
+            "val_loss": jnp.mean(val_losses),
+            "val_accuracy": jnp.mean(val_correct),
         }
         if probe is not None:
             metrics["probe"] = probe(params, *probe_batch, previous_params)
         return params, opt_state, metrics
 
     return epoch
+
+
+def _batched_validation(model: Any, loss: Callable, params: Any, features: Callable, x_val: Any, y_val: Any,
+                        batch: int) -> tuple[Any, Any]:
+    """Per-example validation losses and hits, ``batch`` examples per forward pass (``lax.map``)."""
+    count = len(x_val)
+    padded = -count % batch  # the last batch is padded with the first examples, whose results are dropped
+    indices = jnp.concatenate([jnp.arange(count), jnp.arange(padded)]).reshape(-1, batch)
+
+    def one(rows):
+        probabilities = model.apply(params, features(x_val[rows]))
+        return loss(y_val[rows], probabilities), jnp.argmax(probabilities, -1) == jnp.argmax(y_val[rows], -1)
+
+    losses, hits = lax.map(one, indices)
+    return losses.reshape(-1)[:count], hits.reshape(-1)[:count]
 
 
 @dataclass

@@ -35,7 +35,15 @@ from initlab.nn.lsuv import batch_size as lsuv_batch_size
 from initlab.nn.lsuv import init_for_training
 from initlab.scaling.parametrizations import init_scales
 from initlab.training.config import TrainConfig
-from initlab.training.grid import _devices, compatibility_key, layout, model_bytes, stack
+from initlab.training.grid import (
+    VALIDATION_BATCH,
+    _devices,
+    compatibility_key,
+    layout,
+    model_bytes,
+    module_bytes,
+    stack,
+)
 from initlab.training.loop import HISTORY_KEYS, EpochCallback, Probing, TrainResult, init_key, make_epoch
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -80,6 +88,8 @@ def train_ensemble(
     started = time.perf_counter()
     dataset = dataset or data_module.load(first.dataset, first.data_file)
     train_size = len(dataset.x_train)
+    if model is None and first.architecture is not None:
+        model = first.architecture_model(dataset)
     if model is None:
         mlp = first.model(dataset.input_dim, dataset.classes)
         # On mostly-zero inputs the first layer's products skip the zeros (initlab.accel.sparse_dense);
@@ -92,11 +102,14 @@ def train_ensemble(
             raise InitlabError("matmul 'sparse' is for initlab's MLP; a Flax module computes its own products (use 'auto')")
         mlp = as_model(model, (dataset.input_dim,))
         input_matmul, matmul_used = None, "xla"
+    data_bytes = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
     if model is None:
-        data_bytes = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
         per_model = model_bytes(first, dataset.input_dim, dataset.classes, len(dataset.x_test))
         sizes = "-".join(str(size) for size in (dataset.input_dim, *first.hidden_units, dataset.classes))
         require_memory(data_bytes + len(configs) * per_model, f"training {len(configs)} model(s) of {sizes}")
+    else:
+        per_model = module_bytes(mlp, first.batch_size, VALIDATION_BATCH)
+        require_memory(data_bytes + len(configs) * per_model, f"training {len(configs)} model(s) of {mlp.name}")
     grid = layout(configs, 1 if input_matmul else _devices())
     inits, origins = {}, {}
     for i in sorted(set(grid.flat)):
@@ -127,6 +140,7 @@ def train_ensemble(
             dataset.scale,
             probing.probe if probed else None,
             input_matmul,
+            None if model is None else VALIDATION_BATCH,
         )
         jitted = jax.jit(_over_grid(epoch_fn, grid, 4 + len(extra)), donate_argnums=(0, 1), **grid.shardings(len(extra)))
         return jitted.lower(params, opt_states, orders(1), *arrays, *extra).compile()
@@ -182,7 +196,7 @@ def train_ensemble(
                 timings=dict(timings),
                 diverged_epoch=diverged[index],
                 matmul=matmul_used,
-                model=None if model is None else mlp.name,
+                model=None if model is None or first.architecture is not None else mlp.name,
                 initializers=origins[index],
                 probes=[
                     (epoch, {name: value[rows[index], columns[index]] for name, value in stats.items()})
@@ -271,6 +285,8 @@ def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset, *
             # draws are cheaper. The same draws either way.
             return _compiled_init(mlp)(key), config.parameter_initializers()
         return init_for_training(mlp, key, dataset, config.seed)[0], config.parameter_initializers()
+    if config.architecture is not None:
+        return model.initialize(key, config.rules())
     rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(
         init_rules.parse(text) for text in config.init_rules
     )

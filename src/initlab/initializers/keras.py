@@ -92,9 +92,29 @@ VARIANCE_SCALING_MODES = ("fan_in", "fan_out", "fan_avg")
 VARIANCE_SCALING_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
 
+def _axes_fans(name: str, shape: Shape, input_axes: tuple | None, output_axes: tuple | None) -> tuple[int, int]:
+    """Keras 3's ``compute_fans(shape, input_axes, output_axes)``: products over the given axes, else Keras's fans."""
+    if input_axes is None or output_axes is None:
+        return compute_fans(shape)
+    for axis in (*input_axes, *output_axes):
+        check(isinstance(axis, int) and -len(shape) <= axis < len(shape), f"{name}: axis {axis!r} is not an axis of shape {tuple(shape)}")
+    return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
+
+
 @initializers.register("variance_scaling")
-def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal") -> Initializer:
-    """Variance scale/fan, as Keras ``VarianceScaling`` (truncated std divided by 0.8796)."""
+def variance_scaling(
+    scale: float = 1.0,
+    mode: str = "fan_in",
+    distribution: str = "truncated_normal",
+    input_axes: tuple | None = None,
+    output_axes: tuple | None = None,
+) -> Initializer:
+    """Variance scale/fan, as Keras ``VarianceScaling`` (truncated std divided by 0.8796); fans over input_axes/output_axes where given.
+
+    ``input_axes`` and ``output_axes`` are Keras 3's: the fans are the products of those axes'
+    sizes, as Keras's ``EinsumDense`` sets them for the multi-head kernels of
+    ``MultiHeadAttention`` (a query kernel ``(d, heads, head_dim)`` has fans ``(d, heads*head_dim)``).
+    """
     check(scale > 0, f"variance_scaling: scale must be > 0, got {scale}")
     if mode not in VARIANCE_SCALING_MODES:
         raise unknown("variance_scaling mode", mode, VARIANCE_SCALING_MODES)
@@ -103,10 +123,12 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str
         distribution = "truncated_normal"
     if distribution not in VARIANCE_SCALING_DISTRIBUTIONS:
         raise unknown("variance_scaling distribution", distribution, VARIANCE_SCALING_DISTRIBUTIONS)
-    spec = f"variance_scaling(scale={scale!r}, mode={mode!r}, distribution={distribution!r})"
+    check((input_axes is None) == (output_axes is None), "variance_scaling: give both input_axes and output_axes, or neither")
+    axes = "" if input_axes is None else f", input_axes={tuple(input_axes)!r}, output_axes={tuple(output_axes)!r}"
+    spec = f"variance_scaling(scale={scale!r}, mode={mode!r}, distribution={distribution!r}{axes})"
 
     def variance(shape: Shape) -> float:
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = _axes_fans("variance_scaling", shape, input_axes, output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
         return scale / max(1.0, fan)
 
@@ -126,9 +148,10 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str
 
 
 def _specialise(name: str, scale: float, mode: str, distribution: str, summary: str) -> None:
-    def builder() -> Initializer:
-        built = variance_scaling(scale, mode, distribution)
-        return Initializer(name, built.sample, built.law)
+    def builder(input_axes: tuple | None = None, output_axes: tuple | None = None) -> Initializer:
+        built = variance_scaling(scale, mode, distribution, input_axes, output_axes)
+        axes = "" if input_axes is None else f"(input_axes={tuple(input_axes)!r}, output_axes={tuple(output_axes)!r})"
+        return Initializer(name + axes, built.sample, built.law)
 
     builder.__doc__ = summary
     builder.__name__ = name

@@ -23,8 +23,9 @@ Dense / Linear          glorot_uniform, zeros       kaiming_uniform(a=sqrt 5),  
                                                     U(+-1/sqrt(fan_in))
 Conv2D / Conv2d         glorot_uniform, zeros       the same as Linear's            lecun_normal, zeros
 Embedding / Embed       U(+-0.05)                   N(0, 1)                         N(0, 1/features)
-attention q, k, v       glorot_uniform, zeros       xavier_uniform of (3d, d), 0    lecun_normal, fan_in d, 0
-attention output        glorot_uniform, zeros       Linear's weight, zero bias      lecun_normal, fan_in d, 0
+attention q, k, v       glorot_uniform of the       xavier_uniform of (3d, d), 0    lecun_normal, fan_in d, 0
+                        (d, d) map, zeros
+attention output        the same                    Linear's weight, zero bias      lecun_normal, fan_in d, 0
 LayerNorm / BatchNorm   ones, zeros                 ones, zeros                     ones, zeros
 ======================  ==========================  ==============================  ===========================
 
@@ -58,8 +59,8 @@ PRESETS: dict[str, tuple[tuple[str, str], ...]] = {
         ("dense/kernel", "glorot_uniform"), ("dense/bias", "zeros"),
         ("conv/kernel", "glorot_uniform"), ("conv/bias", "zeros"),
         ("embed/embedding", "random_uniform"),
-        ("attention/kernel", "glorot_uniform"), ("attention/bias", "zeros"),
-        ("attention_out/kernel", "glorot_uniform"), ("attention_out/bias", "zeros"),
+        ("attention/kernel", "glorot_uniform(input_axes=(0,), output_axes=(1, 2))"), ("attention/bias", "zeros"),
+        ("attention_out/kernel", "glorot_uniform(input_axes=(0, 1), output_axes=(2,))"), ("attention_out/bias", "zeros"),
         *_NORMS,
     ),
     "torch": (

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from initlab.checks import MAX_UNITS, finite_float, positive_int
 from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors
+from initlab.errors import InitlabError
 
 
 def _figure_paths(*paths: Optional[Path]) -> None:
@@ -26,6 +27,7 @@ def _figure_paths(*paths: Optional[Path]) -> None:
 @app.command()
 @user_errors
 def propagate(
+    ctx: typer.Context,
     init: Annotated[Optional[list[str]], typer.Option("--init", help="Initializer spec; repeat to compare.")] = None,
     depth: Annotated[int, typer.Option(help="Hidden layers.")] = 10,
     width: Annotated[int, typer.Option(help="Units per hidden layer.")] = 512,
@@ -36,10 +38,35 @@ def propagate(
     bias_init: Annotated[str, typer.Option("--bias-init", help="Bias initializer spec.")] = "zeros",
     plot: Annotated[Optional[Path], typer.Option(help="Variance vs depth (with theory) to PNG/SVG/PDF.")] = None,
     histograms: Annotated[Optional[Path], typer.Option(help="Per-layer histograms (activations) to PNG/SVG/PDF.")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(metavar="SPEC", help="Another network (initlab list models), e.g. \"cnn(depth=200, channels=16, "
+                     "activation='tanh')\"; --init then sets every Dense and Conv kernel ('default': its own)."),
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="With --model: the data set whose examples, classes and tokens it takes.")] = "mnist",
+    input_shape: Annotated[
+        Optional[str], typer.Option("--input-shape", metavar="HxWxC", help="With --model and --inputs normal: one input's shape.")
+    ] = None,
+    input_std: Annotated[float, typer.Option("--input-std", help="With --model: the normal inputs' standard deviation.")] = 1.0,
+    jacobian: Annotated[bool, typer.Option("--jacobian", help="With --model: the input-output Jacobian's singular values.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """A deep MLP at initialization: forward and backward statistics per layer, theory beside them."""
+    """A deep MLP at initialization: forward and backward statistics per layer, theory beside them.
+
+    With --model, any of initlab's networks: per-layer statistics, the residual stream and attention per block,
+    and (--jacobian) dynamical isometry.
+    """
     _figure_paths(plot, histograms)
+    if model is not None:
+        def given(name: str) -> bool:
+            return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+        mlp_only = [f"--{name.replace('_', '-')}" for name in ("depth", "width", "activation", "histograms", "plot") if given(name)]
+        if mlp_only:
+            raise InitlabError(f"{', '.join(mlp_only)} describe the MLP of propagate; --model gives the whole network")
+        _propagate_network(model, init, dataset, inputs if given("inputs") else "data", input_shape, input_std, batch, seed,
+                           bias_init if given("bias_init") else None, jacobian, as_json)
+        return
     configure_process()
     from initlab.measure.propagation import predicted_preactivation_variance
     from initlab.measure.propagation import propagate as run_propagate
@@ -82,6 +109,68 @@ def propagate(
     for path in (plot, histograms):
         if path is not None:
             console.print(f"written {path}")
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.lower().replace(",", "x").split("x")
+    if not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise InitlabError(f"--input-shape expects sizes such as 8x8x16, got '{text}'")
+    return tuple(int(part) for part in parts)
+
+
+def _propagate_network(model: str, init: Optional[list[str]], dataset: str, inputs: str, input_shape: Optional[str],
+                       input_std: float, batch: int, seed: int, bias_init: Optional[str], jacobian: bool, as_json: bool) -> None:
+    from initlab.nn.model_specs import models
+
+    models.build(model)  # a bad spec fails before JAX starts
+    shape = _shape(input_shape) if input_shape is not None else None
+    if shape is not None and inputs != "normal":
+        raise InitlabError("--input-shape is the shape of normal inputs: add --inputs normal")
+    configure_process()
+    from initlab.measure.networks import propagate_network, singular_value_summary
+
+    with progress_bar("propagating", "initializers", as_json) as progress:
+        task = progress.add_task("propagate", total=None)
+        result = propagate_network(model, init or ["default"], dataset=dataset, inputs=inputs, input_shape=shape,
+                                   batch=batch, seed=seed, jacobian=jacobian, bias_initializer=bias_init, input_std=input_std)
+        progress.update(task, completed=1, total=1)
+    if as_json:
+        payload = result.to_dict()
+        for run in payload["runs"]:
+            if run["singular_values"] is not None:
+                run["singular_value_summary"] = singular_value_summary(run["singular_values"])
+        emit_json(payload)
+        return
+    shown_shape = "x".join(map(str, result.input_shape))
+    table = new_table(
+        f"{result.model} at initialization, {result.inputs} inputs {shown_shape}; dl/dz: each example's gradient of its "
+        "own cross-entropy",
+        [("initializer", "left"), ("layer", "left"), ("std z", "right"), ("std a", "right"), ("Var dl/dz", "right"),
+         ("|dL/dW|", "right")],
+    )
+    for run in result.runs:
+        for index, path in enumerate(result.layer_paths):
+            table.add_row(escape(run.initializer) if index == 0 else "", escape(path),
+                          *(f"{run.layers[name][index]:.4g}" for name in ("preactivation_std", "activation_std",
+                                                                            "backprop_variance", "weight_grad_norm")))
+    console.print(table)
+    if any(run.blocks for run in result.runs):
+        blocks = new_table("per residual block (rms: root-mean-square per example)", [("initializer", "left"), ("statistic", "left"),
+                           ("first", "right"), ("middle", "right"), ("last", "right")])
+        for run in result.runs:
+            for index, (name, values) in enumerate(run.blocks.items()):
+                middle = values[len(values) // 2]
+                blocks.add_row(escape(run.initializer) if index == 0 else "", name, f"{values[0]:.4g}", f"{middle:.4g}",
+                               f"{values[-1]:.4g}")
+        console.print(blocks)
+    if jacobian:
+        svd = new_table("input-output Jacobian's singular values (last hidden layer, one input)",
+                        [("initializer", "left"), ("max", "right"), ("median", "right"), ("min", "right"),
+                         ("std log10", "right")])
+        for run in result.runs:
+            summary = singular_value_summary(run.singular_values)
+            svd.add_row(escape(run.initializer), *(f"{summary[k]:.4g}" for k in ("max", "median", "min", "log10_spread")))
+        console.print(svd)
 
 
 @app.command()

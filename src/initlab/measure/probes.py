@@ -42,6 +42,7 @@ from initlab._lazy import jax, jnp
 from initlab.checks import positive_int
 from initlab.errors import InitlabError
 from initlab.measure.histograms import histogram
+from initlab.nn.architecture import Architecture
 from initlab.nn.flax_model import FlaxModel, flat_params
 
 STATISTICS = (
@@ -61,6 +62,30 @@ STATISTICS = (
     "update_ratio",
 )
 """Names of the per-layer statistics, each a vector of shape ``(layers,)`` in a probe's output."""
+
+BLOCK_STATISTICS = {
+    "residual_stream_rms": "block",
+    "residual_branch_rms": "branch",
+    "residual_skip_rms": "branch",
+    "branch_to_skip_ratio": "branch",
+    "attention_entropy": "block",
+    "attention_logit_std": "block",
+}
+"""Statistics per residual block or branch, for initlab's residual networks and Transformers
+(absent for other models), with the unit their rows are labelled by (``block_1``, ``branch_1``...):
+
+- ``residual_stream_rms``: root-mean-square of the stream after each block;
+- ``residual_branch_rms``, ``residual_skip_rms``: of each residual branch's output and of the
+  stream it is added to; ``branch_to_skip_ratio`` their ratio (0 at initialization under
+  Fixup, SkipInit and ReZero; about 1 with normalized branches);
+- ``attention_entropy``: mean entropy (nats) of each attention layer's probabilities over the
+  keys a query sees (``log(keys)`` is uniform attention);
+- ``attention_logit_std``: the mean standard deviation of a query's attention logits over the
+  keys it sees (the spread of ``q.k / sqrt(d_head)``; from the log-probabilities, which differ
+  from the logits by a constant per query).
+
+They are measured in training mode (BatchNorm on the batch's statistics) on the probe batch.
+"""
 
 HISTOGRAMS = ("activation", "preactivation", "backprop")
 """Histogram kinds: ``{kind}_hist`` (counts) and ``{kind}_hist_edges`` in a probe's output."""
@@ -160,6 +185,8 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
     nan = float("nan")
     paths = model.layer_paths()
 
+    sows = isinstance(model, Architecture) and _sows(model)
+
     def kernel(params: Any, index: int) -> Any:
         return flat_params(params)[f"{paths[index]}/kernel"]
 
@@ -215,9 +242,42 @@ def make_probe(model: FlaxModel, loss: Callable[[Any, Any], Any], config: ProbeC
         for kind in HISTOGRAMS:
             stats[f"{kind}_hist"] = jnp.stack(hists[kind])
             stats[f"{kind}_hist_edges"] = jnp.asarray(edges[kind])
+        if sows:
+            stats.update(block_statistics(model.sown(params, x)))
         return stats
 
     return probe
+
+
+def _sows(model: FlaxModel) -> bool:
+    """Whether the module sows block statistics (from shapes only)."""
+    x = jnp.zeros((1, *model.input_shape), jnp.float32)
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    return bool(jax.eval_shape(lambda p: {k: 0 for k in model.sown(p, x)}, params))
+
+
+def block_statistics(sown: dict[str, Any]) -> dict[str, Any]:
+    """:data:`BLOCK_STATISTICS` from what a module sowed (:meth:`~initlab.nn.flax_model.FlaxModel.sown`)."""
+    stats = {}
+    if "stream_norm" in sown:
+        stats["residual_stream_rms"] = sown["stream_norm"].astype(jnp.float32)
+    if "branch_norm" in sown:
+        stats["residual_branch_rms"] = sown["branch_norm"].astype(jnp.float32)
+        stats["residual_skip_rms"] = sown["skip_norm"].astype(jnp.float32)
+        stats["branch_to_skip_ratio"] = stats["residual_branch_rms"] / stats["residual_skip_rms"]
+    if "attention_weights" in sown:
+        entropies, spreads = [], []
+        for weights in sown["attention_weights"]:
+            seen = weights > 0  # a causal mask's keys have probability 0 exactly
+            logs = jnp.where(seen, jnp.log(jnp.where(seen, weights, 1.0)), 0.0)
+            count = jnp.sum(seen, axis=-1)
+            entropies.append(jnp.mean(-jnp.sum(weights * logs, axis=-1)))
+            mean = jnp.sum(logs, axis=-1) / count
+            variance = jnp.sum(jnp.where(seen, (logs - mean[..., None]) ** 2, 0.0), axis=-1) / count
+            spreads.append(jnp.mean(jnp.sqrt(variance)))
+        stats["attention_entropy"] = jnp.stack(entropies).astype(jnp.float32)
+        stats["attention_logit_std"] = jnp.stack(spreads).astype(jnp.float32)
+    return stats
 
 
 def probe_batch(dataset: Any, size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +294,8 @@ def tidy_rows(stats: dict[str, Any], epoch: int) -> list[tuple[int, str, str, fl
     """One model's probe as tidy rows ``(epoch, layer, statistic, value)``, layers "1", "2", ...
 
     Histograms are left out (see :func:`histogram_rows`); NaN (not applicable) rows are kept, so
-    every epoch has the same rows.
+    every epoch has the same rows. Block statistics (:data:`BLOCK_STATISTICS`), where the model
+    has them, are rows of ``block_1``, ``branch_1``...
     """
     rows = []
     for name in STATISTICS:
@@ -242,6 +303,10 @@ def tidy_rows(stats: dict[str, Any], epoch: int) -> list[tuple[int, str, str, fl
         if values.ndim != 1:
             raise InitlabError(f"tidy_rows takes one model's probe: {name} has shape {values.shape}")
         rows.extend((epoch, str(layer), name, float(value)) for layer, value in enumerate(values, start=1))
+    for name, unit in BLOCK_STATISTICS.items():
+        if name in stats:
+            values = np.asarray(stats[name], np.float64).ravel()
+            rows.extend((epoch, f"{unit}_{index}", name, float(value)) for index, value in enumerate(values, start=1))
     return rows
 
 

@@ -105,7 +105,7 @@ def _modules() -> dict[str, type]:
             return activations.build(self.output_activation)(linen.Dense(self.classes, name=f"Dense_{len(self.dense)}")(x))
 
     class ResidualBlock(linen.Module):
-        """``act(x + gain * f(x))``; ``f`` two layers (3x3 convolutions, or Dense for the MLP)."""
+        """The branch ``gain * f(x)`` of ``act(x + gain * f(x))``; ``f`` two layers (3x3 convolutions, or Dense)."""
 
         width: int
         dense: bool
@@ -137,9 +137,7 @@ def _modules() -> dict[str, type]:
                 h = h * self.param("multiplier", linen.initializers.ones, (1,)) + bias("bias_1b")
             elif self.scheme in ("skipinit", "rezero"):
                 h = h * self.param("residual_gain", zeros, ())
-            self.sow("residual", "branch_norm", _rms(h))
-            self.sow("residual", "skip_norm", _rms(x))
-            return act(x + h)
+            return h
 
     class ResNet(linen.Module):
         depth: int
@@ -163,8 +161,11 @@ def _modules() -> dict[str, type]:
                 x = linen.Conv(self.width, (3, 3), padding="SAME", name="stem")(x)
             x = act(_apply_norm(_normalization(self.norm, self.framework, "stem_norm"), x, self.train))
             for index in range(self.depth):
-                x = ResidualBlock(self.width, self.dense, self.norm, self.framework, self.scheme, self.activation,
-                                  self.train, name=f"block_{index}")(x)
+                branch = ResidualBlock(self.width, self.dense, self.norm, self.framework, self.scheme, self.activation,
+                                       self.train, name=f"block_{index}")(x)
+                self.sow("residual", "branch_norm", _rms(branch))
+                self.sow("residual", "skip_norm", _rms(x))
+                x = act(x + branch)
                 self.sow("residual", "stream_norm", _rms(x))
             if not self.dense:
                 x = x.mean(axis=(1, 2))
@@ -196,7 +197,7 @@ def cnn(
     padding: str = "same",
     pooling: str = "max",
     pool_size: int = 2,
-    dense: tuple[int, ...] = (128,),
+    dense: tuple[int, ...] = (),
     activation: str = "relu",
     output_activation: str = "softmax",
 ) -> Architecture:

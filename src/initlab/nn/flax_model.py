@@ -218,6 +218,27 @@ class FlaxModel:
         # A layer called twice (shared weights) is tapped at its first call.
         return output, {path: (taps[f"{path}/input"][0], taps[f"{path}/preactivation"][0]) for path in dict.fromkeys(order)}
 
+    def sown(self, params: Any, x: Any) -> dict[str, Any]:
+        """What the module sows about its blocks on batch ``x``, in training mode (initlab's networks).
+
+        ``stream_norm`` (per block), ``branch_norm`` and ``skip_norm`` (per residual branch):
+        root-mean-square values of the residual stream after a block, a branch's output and the
+        input it is added to; ``attention_weights``: each attention layer's probabilities
+        ``(batch, heads, queries, keys)``, in block order. Empty for a module that sows nothing.
+        """
+        mutable = ["residual", "intermediates", *([STATE] if self.stateful else [])]
+        _, state = self.module.apply(self._variables(params), self._batch(x), mutable=mutable)
+        found: dict[str, Any] = {}
+        for name in ("stream_norm", "branch_norm", "skip_norm"):
+            values = state.get("residual", {}).get(name)
+            if values:
+                found[name] = jnp.stack(values)
+        weights = [(path, value[0]) for path, value in _flatten(state.get("intermediates", {})).items()
+                   if path.endswith("attention_weights")]
+        if weights:
+            found["attention_weights"] = [value for _, value in sorted(weights, key=lambda item: _block_number(item[0]))]
+        return found
+
     def apply_with_intermediates(self, params: Any, x: Any, perturbations: Any = None) -> tuple[Any, list[LayerOutputs]]:
         """The output and, per tapped layer in call order, its pre-activation and activation.
 
@@ -284,6 +305,14 @@ class FlaxModel:
                 raise InitlabError(f"{self.name} has no Dense or Conv layer for initlab to look into")
             self._layers.extend(layers)
         return list(self._layers)
+
+
+def _block_number(path: str) -> tuple[int, str]:
+    """``block_12_attention/attention_weights`` -> ``(12, path)``: blocks in call order, not by name."""
+    import re
+
+    match = re.search(r"block_(\d+)", path)
+    return (int(match.group(1)) if match else -1, path)
 
 
 def _has_train_flag(module: Any) -> bool:

@@ -83,11 +83,11 @@ def cnn(
     padding: str = "same",
     pooling: str = "max",
     pool_size: int = 2,
-    dense: int | tuple = (128,),
+    dense: int | tuple | None = None,
     activation: str = "relu",
     output_activation: str = "softmax",
 ) -> ModelSpec:
-    """Conv2D (channels last, Keras padding) -> activation -> pooling per entry of channels, Dense layers; depth=N: N convolutions of one width, global average pool."""
+    """Conv2D (channels last, Keras padding) -> activation -> pooling per entry of channels, Dense layers (default [128]); depth=N: N convolutions of one width, global average pool, no hidden Dense."""
     channels = _sizes("cnn", "channels", channels)
     if depth is not None:
         positive_int("cnn: depth", depth, maximum=MAX_CONV_DEPTH)
@@ -95,6 +95,8 @@ def cnn(
             raise InitlabError(f"cnn(depth={depth}) stacks convolutions of one width: give channels as one number, got {list(channels)}")
     positive_int("cnn: kernel_size", kernel_size, maximum=99)
     positive_int("cnn: pool_size", pool_size, maximum=99)
+    if dense is None:
+        dense = () if depth is not None else (128,)
     dense = () if dense == () or dense == [] else _sizes("cnn", "dense", dense)
     from initlab.errors import unknown
     from initlab.nn.convnets import PADDINGS, POOLINGS
@@ -182,8 +184,10 @@ def build_architecture(
         InitlabError: the spec does not fit the data (a kernel larger than the image, images for a
             Transformer...), in one line.
     """
-    entry, kwargs = models.resolve(spec)
-    canonical = models.canonical(spec)
+    if models.resolve(spec)[0].name == "mlp":
+        raise InitlabError("mlp is built from the config's own fields (TrainConfig.model), not as an architecture")
+    canonical = models.build(spec).spec  # checked, with the defaults that depend on other arguments filled in
+    entry, kwargs = models.resolve(canonical)
     if entry.name == "mlp":
         raise InitlabError("mlp is built from the config's own fields (TrainConfig.model), not as an architecture")
     shape = tuple(int(s) for s in input_shape)

@@ -82,7 +82,7 @@ def _module() -> type:
                     return linen.MultiHeadDotProductAttention(
                         num_heads=self.heads, qkv_features=self.d_model, out_features=self.d_model,
                         name=f"{block}_attention", deterministic=True,
-                    )(h, mask=mask)
+                    )(h, mask=mask, sow_weights=True)
 
                 def mlp(h: Any) -> Any:
                     h = linen.Dense(self.mlp_ratio * self.d_model, name=f"{block}_mlp_in")(h)

@@ -167,7 +167,7 @@ class TrainConfig:
         entry = models.resolve(self.architecture)[0]
         if entry.name == "mlp":
             raise InitlabError("architecture: an MLP is described by hidden_units, activation and output_activation")
-        object.__setattr__(self, "architecture", models.canonical(self.architecture))
+        object.__setattr__(self, "architecture", models.build(self.architecture).spec)
         if self.parametrization != "sp" or self.base_width is not None:
             raise InitlabError(f"parametrization {self.parametrization} scales MLPs only so far; {entry.name} trains with sp")
         if self.layer_kernel_initializers:

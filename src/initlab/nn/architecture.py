@@ -17,14 +17,13 @@ scheme applied, e.g. ``he_normal x 0.3536 (fixup)``.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from initlab._lazy import jax
 from initlab.errors import InitlabError
-from initlab.nn.flax_model import FlaxModel, _flatten
+from initlab.nn.flax_model import FlaxModel
 from initlab.nn.init_rules import InitRule, preset
 
 
@@ -50,20 +49,8 @@ class Architecture(FlaxModel):
 
     def initialize(self, key: Any, rules: Sequence[Any] = ()) -> tuple[Any, dict[str, str]]:
         """Its own rules, then ``rules``; then the scheme's multipliers (see the module docstring)."""
-        params, origins = super().initialize(key, (*preset("flax"), *self.rules, *rules))
-        if not self.multipliers:
-            return params, origins
-        flat = _flatten(params)
-        for pattern, factor in self.multipliers:
-            hits = [path for path in flat if fnmatch.fnmatchcase(path, pattern)]
-            if not hits:  # a bug of the model's, not of the user's
-                raise InitlabError(f"{self.name}: scheme {self.scheme} scales '{pattern}', which matches no parameter")
-            for path in hits:
-                flat[path] = flat[path] * factor
-                origins[path] = f"{origins[path]} x {factor:.4g} ({self.scheme})"
-        from flax.traverse_util import unflatten_dict
-
-        return unflatten_dict(flat, sep="/"), origins
+        params, origins = self._initialize(key, (*preset("flax"), *self.rules, *rules), self.multipliers)
+        return params, {path: origin + (f" ({self.scheme})" if " x " in origin else "") for path, origin in origins.items()}
 
     def parameter_count(self) -> int:
         """How many numbers its parameters hold (from shapes only)."""

@@ -87,3 +87,14 @@ def test_xavier_normal_projection_is_torchs_xavier_normal_of_the_map(shape, in_a
     law = build(f"xavier_normal_projection(gain=0.7, in_axes={in_axes})").law(shape)
     assert law.std == pytest.approx(0.7 * math.sqrt(2.0 / sum(fans)), rel=1e-12)
     assert float(weight.std()) == pytest.approx(law.std, rel=0.05)
+
+
+def test_the_comparison_table_takes_convolution_and_embedding_shapes():
+    from initlab.initializers.table import compare_table
+
+    rows = {row["name"]: row for row in compare_table(1, 1, (3, 3, 16, 32))}
+    assert rows["glorot_uniform"]["high"] == pytest.approx(math.sqrt(6 / (9 * 16 + 9 * 32)))
+    assert rows["torch.conv_default"]["high"] == pytest.approx(1 / math.sqrt(9 * 16))
+    table = {row["name"]: row for row in compare_table(1, 1, (1000, 64))}
+    assert table["flax.embed_default"]["std"] == pytest.approx(1 / 8)
+    assert table["torch.normal"]["std"] == 1.0 and table["random_uniform"]["high"] == 0.05

@@ -62,6 +62,11 @@ def list_command(
     ] = False,
     fan_in: Annotated[int, typer.Option("--fan-in", help="With --compare: the layer's inputs.")] = 784,
     fan_out: Annotated[int, typer.Option("--fan-out", help="With --compare: the layer's outputs.")] = 64,
+    shape: Annotated[
+        Optional[str],
+        typer.Option(metavar="SHAPE", help="With --compare: a whole kernel shape instead of the fans, e.g. 3x3x16x32 "
+                     "(convolution, channels last) or 1000x64 (embedding table)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the registered initializers, activations, optimizers, losses, datasets or models, with defaults."""
@@ -72,8 +77,10 @@ def list_command(
     if compare:
         if family != "initializers":
             raise InitlabError("--compare applies to: initlab list initializers")
-        _compare_initializers(fan_in, fan_out, as_json)
+        _compare_initializers(fan_in, fan_out, shape, as_json)
         return
+    if shape is not None:
+        raise InitlabError("--shape applies to: initlab list initializers --compare")
     rows = [
         {
             "name": entry.name,
@@ -100,18 +107,25 @@ def list_command(
     console.print(table)
 
 
-def _compare_initializers(fan_in: int, fan_out: int, as_json: bool) -> None:
+def _compare_initializers(fan_in: int, fan_out: int, shape_text: Optional[str], as_json: bool) -> None:
     from initlab.checks import MAX_UNITS
     from initlab.initializers.table import compare_table
 
     positive_int("--fan-in", fan_in, maximum=MAX_UNITS)
     positive_int("--fan-out", fan_out, maximum=MAX_UNITS)
-    rows = compare_table(fan_in, fan_out)
+    shape = None
+    if shape_text is not None:
+        parts = shape_text.lower().replace(",", "x").split("x")
+        if not all(part.strip().isdigit() and 0 < int(part) <= MAX_UNITS for part in parts) or len(parts) > 5:
+            raise InitlabError(f"--shape expects up to 5 sizes such as 3x3x16x32, each in [1, {MAX_UNITS}], got '{shown(shape_text)}'")
+        shape = tuple(int(part) for part in parts)
+    rows = compare_table(fan_in, fan_out, shape)
     if as_json:
         emit_json(rows)
         return
     table = new_table(
-        f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})",
+        f"every initializer's defaults for a Dense kernel ({fan_in}, {fan_out})" if shape is None else
+        f"every initializer's defaults for a kernel of shape {'x'.join(map(str, shape))}",
         [("name", "left"), ("framework", "left"), ("distribution", "left"), ("low", "right"), ("high", "right"),
          ("std", "right")],
     )

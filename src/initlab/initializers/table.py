@@ -1,6 +1,8 @@
-"""Keras, PyTorch and Flax initializers side by side: each entry's law for one Dense kernel.
+"""Keras, PyTorch and Flax initializers side by side: each entry's law for one kernel.
 
-Backs ``initlab list initializers --compare --fan-in N --fan-out M``. Laws are closed forms in
+Backs ``initlab list initializers --compare --fan-in N --fan-out M`` (a Dense kernel) and
+``--shape 3x3x16x32`` (a convolution kernel, channels last), ``--shape 1000x64`` (an embedding
+table: its framework defaults are ``random_uniform``, ``torch.normal`` and ``flax.embed_default``). Laws are closed forms in
 plain Python, so the table is computed without importing JAX.
 
 Example:
@@ -30,11 +32,11 @@ def framework_of(name: str) -> str:
 
 
 # Entries that no framework ships under that name.
-INITLAB_ONLY = frozenset({"lsuv", "standard_uniform"})
+INITLAB_ONLY = frozenset({"lsuv", "standard_uniform", "delta_orthogonal", "zero_hadamard", "xavier_normal_projection"})
 
 
-def compare_table(fan_in: int, fan_out: int) -> list[dict[str, Any]]:
-    """One row per registered initializer (its defaults) for a kernel of shape ``(fan_in, fan_out)``.
+def compare_table(fan_in: int, fan_out: int, shape: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """One row per registered initializer (its defaults) for a kernel of shape ``(fan_in, fan_out)``, or ``shape``.
 
     Each row holds the columns ``name, framework, distribution, low, high, mean, std``, ready for
     ``pandas.DataFrame``; ``low``/``high`` are ``None`` for unbounded laws. An entry that cannot
@@ -45,11 +47,14 @@ def compare_table(fan_in: int, fan_out: int) -> list[dict[str, Any]]:
     """
     for label, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
         positive_int(f"compare table: {label}", fan)
+    shape = (fan_in, fan_out) if shape is None else tuple(shape)
+    for size in shape:
+        positive_int("compare table: a shape's size", size)
     rows = []
     for entry in initializers:
         row: dict[str, Any] = {"name": entry.name, "framework": framework_of(entry.name)}
         try:
-            law = initializers.build(entry.name).law((fan_in, fan_out))
+            law = initializers.build(entry.name).law(shape)
         except InitlabError:
             row.update(distribution=None, low=None, high=None, mean=None, std=None)
         else:

@@ -92,3 +92,15 @@ def test_delta_orthogonal_keeps_a_deep_tanh_cnn_near_isometric_where_gaussian_ke
     delta, gaussian = (singular_value_summary(run.singular_values) for run in result.runs)
     assert 0.5 < delta["median"] < 2 and delta["max_over_min"] < 1e3
     assert gaussian["max_over_min"] > 1e3
+
+
+def test_propagate_cli_reports_per_block_statistics_of_a_model():
+    result = CliRunner().invoke(app, ["propagate", "--model", "resmlp(depth=4, width=16)", "--init", "default",
+                                      "--init", "he_normal", "--batch", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [run["initializer"] for run in payload["runs"]] == ["default", "he_normal"]
+    for run in payload["runs"]:
+        assert len(run["blocks"]["residual_stream_rms"]) == 4 and len(run["layers"]["preactivation_std"]) == 10
+    text = CliRunner().invoke(app, ["propagate", "--model", "resmlp(depth=2, width=8, scheme='rezero')", "--batch", "8"])
+    assert text.exit_code == 0 and "branch_to_skip_ratio" in text.stdout

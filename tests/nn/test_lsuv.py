@@ -214,3 +214,22 @@ def test_a_deep_relu_net_trains_a_few_steps_with_finite_loss(batches, mnist):
         history.append(float(loss_sum) / 128)
     assert np.isfinite(history).all()
     assert history[-1] < history[0]
+
+
+def test_lsuv_normalizes_every_layer_of_a_residual_cnn_in_call_order(getkey):
+    """LSUV for convolutional and residual networks: each LSUV kernel's output has unit variance on the batch."""
+    import jax.numpy as jnp
+
+    from initlab.nn.init_rules import InitRule
+    from initlab.nn.lsuv import normalize_network
+    from initlab.nn.model_specs import build_architecture, models
+
+    model = build_architecture(models.build("resnet(depth=2, width=4, norm='none')").spec, (10, 10, 1), 3)
+    params, origins = model.initialize(getkey(), (InitRule("conv/kernel", "lsuv(tol=0.01)"),))
+    x = np.random.default_rng(0).random((64, 100)).astype(np.float32)
+    normalized, report = normalize_network(model, params, origins, x)
+    assert [row["layer"] for row in report["layers"]] == [p for p in model.layer_paths() if p != "head"]
+    _, taps = model.tapped(normalized, jnp.asarray(x))
+    for path in report["layers"]:
+        assert abs(float(jnp.var(taps[path["layer"]][1])) - 1.0) < 0.01
+    assert np.asarray(normalized["head"]["kernel"]).tolist() == np.asarray(params["head"]["kernel"]).tolist()

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 from initlab._lazy import jax, jnp, lax
@@ -141,6 +142,57 @@ def initialize(mlp: MLP, key: Any, x_batch: Any) -> tuple[Params, dict[str, Any]
     return params, {"layers": rows}
 
 
+def normalize_network(model: Any, params: Any, origins: dict[str, str], x_batch: Any) -> tuple[Any, dict[str, Any]]:
+    """LSUV for any Flax network (convolutional, residual, attention): every kernel drawn by ``lsuv``.
+
+    ``origins`` (from :meth:`~initlab.nn.flax_model.FlaxModel.initialize`) says which kernels
+    ``lsuv`` drew (the orthonormal pre-init); from the first tapped layer to the last, each such
+    layer's kernel is divided by ``sqrt(var(z))``, ``z`` its output (the pre-activation, over
+    every entry of the batch), until ``|var(z) - 1| < tol`` or ``max_iter`` rescalings, exactly as
+    :func:`initialize` does for the MLP; the layers before it are final. One compiled forward pass
+    gives every layer's pre-activation.
+
+    Returns:
+        ``(params, {"layers": [{"layer": path, "iterations": k, "variance": v, "initial_variance": v0}]})``.
+    """
+    from flax.traverse_util import flatten_dict, unflatten_dict
+
+    settings = {}
+    for path in model.layer_paths():
+        origin = origins.get(f"{path}/kernel", "module").split(" x ")[0]
+        if origin != "module":
+            found = _settings(build(origin))
+            if found is not None:
+                settings[path] = found
+    if not settings:
+        return params, {"layers": []}
+    x = jnp.asarray(x_batch, jnp.float32)
+    forward = jax.jit(lambda p: {path: z for path, (_, z) in model.tapped(p, x)[1].items() if path in settings})
+    rows = []
+    for path, layer_settings in settings.items():
+        flat = flatten_dict(params, sep="/")
+        bias_path = f"{path}/bias"
+
+        def measure(flat):
+            z = forward(unflatten_dict(flat, sep="/"))[path]
+            if layer_settings.center and bias_path in flat:
+                mean = jnp.mean(z.reshape(-1, z.shape[-1]), axis=0)
+                flat = {**flat, bias_path: flat[bias_path] - mean.reshape(flat[bias_path].shape)}
+                z = z - mean
+            return flat, float(jnp.var(z))
+
+        flat, variance = measure(flat)
+        initial, iterations = variance, 0
+        while (math.isfinite(variance) and variance > 0 and abs(variance - 1.0) >= layer_settings.tol
+               and iterations < layer_settings.max_iter):
+            flat = {**flat, f"{path}/kernel": flat[f"{path}/kernel"] / math.sqrt(variance)}
+            flat, variance = measure(flat)
+            iterations += 1
+        params = unflatten_dict(flat, sep="/")
+        rows.append({"layer": path, "iterations": iterations, "variance": variance, "initial_variance": initial})
+    return params, {"layers": rows}
+
+
 def init_for_training(mlp: MLP, key: Any, dataset: Dataset, seed: int) -> tuple[Params, dict[str, Any]]:
     """What a trainer calls instead of ``mlp.init(key)``: data only where an initializer needs it.
 
@@ -153,4 +205,4 @@ def init_for_training(mlp: MLP, key: Any, dataset: Dataset, seed: int) -> tuple[
     return initialize(mlp, key, lsuv_batch(dataset, seed, size))
 
 
-__all__ = ["LSUVInitializer", "lsuv", "initialize", "init_for_training", "lsuv_batch", "batch_size"]
+__all__ = ["LSUVInitializer", "batch_size", "init_for_training", "initialize", "lsuv", "lsuv_batch", "normalize_network"]

@@ -32,7 +32,7 @@ from initlab.errors import InitlabError
 from initlab.nn import init_rules, losses
 from initlab.nn.flax_model import as_model
 from initlab.nn.lsuv import batch_size as lsuv_batch_size
-from initlab.nn.lsuv import init_for_training
+from initlab.nn.lsuv import init_for_training, lsuv_batch, normalize_network
 from initlab.scaling.parametrizations import init_scales
 from initlab.training.config import TrainConfig
 from initlab.training.grid import (
@@ -262,6 +262,13 @@ def _over_grid(fn: Callable, grid: Any, shared: int, *, ordered: bool = True) ->
     return jax.vmap(row, in_axes=(*grid_axes, *(None,) * shared))
 
 
+def _lsuv_size(origins: dict[str, str]) -> int:
+    """The largest LSUV batch size among the parameters ``lsuv`` drew."""
+    from initlab.initializers import build
+
+    return max(build(origin.split(" x ")[0]).batch_size for origin in origins.values() if origin.startswith("lsuv"))
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled_init(mlp: Any) -> Callable[[Any], Any]:
     return jax.jit(mlp.init)
@@ -286,7 +293,10 @@ def _initialize(config: TrainConfig, model: Any, dataset: data_module.Dataset, *
             return _compiled_init(mlp)(key), config.parameter_initializers()
         return init_for_training(mlp, key, dataset, config.seed)[0], config.parameter_initializers()
     if config.architecture is not None:
-        return model.initialize(key, config.rules())
+        params, origins = model.initialize(key, config.rules())
+        if any(origin.startswith("lsuv") for origin in origins.values()):  # LSUV on the run's first batch
+            params = normalize_network(model, params, origins, lsuv_batch(dataset, config.seed, _lsuv_size(origins)))[0]
+        return params, origins
     rules = (init_rules.preset(config.defaults) if config.defaults else ()) + tuple(
         init_rules.parse(text) for text in config.init_rules
     )

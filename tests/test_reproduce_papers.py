@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from initlab.cli import app
 from initlab.experiments.store import Store
 from initlab.measure.propagation import squared_norms_over_draws
-from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014, yang2022
+from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014, xiao2018, yang2022
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
 
@@ -136,6 +136,9 @@ def small(monkeypatch):
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
+    monkeypatch.setattr(xiao2018, "DEPTH", 6)
+    monkeypatch.setattr(xiao2018, "CHANNELS", 4)
+    monkeypatch.setattr(xiao2018, "SIDE", 4)
     monkeypatch.setattr(yang2022, "WIDTHS", (16, 32))
     monkeypatch.setattr(yang2022, "LOG2_RATES", (-8, -7))
     monkeypatch.setattr(yang2022, "SEEDS", (0,))

@@ -104,3 +104,18 @@ def test_propagate_cli_reports_per_block_statistics_of_a_model():
         assert len(run["blocks"]["residual_stream_rms"]) == 4 and len(run["layers"]["preactivation_std"]) == 10
     text = CliRunner().invoke(app, ["propagate", "--model", "resmlp(depth=2, width=8, scheme='rezero')", "--batch", "8"])
     assert text.exit_code == 0 and "branch_to_skip_ratio" in text.stdout
+
+
+def test_a_convolutional_ensemble_trained_step_by_step_equals_the_one_program_epoch(images, monkeypatch):
+    """CNNs train one compiled program per step (XLA:CPU's convolutions are slow inside loops): the same numbers."""
+    import initlab.training.run as run
+
+    configs = [TrainConfig(data_file=images, architecture="cnn(channels=[3], dense=[])", loss="categorical_crossentropy",
+                           epochs=2, batch_size=50, probe_every=1, probe_size=16, seed=seed) for seed in range(2)]
+    stepwise = run.train_ensemble(configs)
+    monkeypatch.setattr(run, "uses_convolutions", lambda model: False)
+    scanned = run.train_ensemble(configs)
+    for a, b in zip(stepwise, scanned):
+        np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-6)
+        np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-6)
+        np.testing.assert_allclose(a.probes[-1][1]["update_ratio"], b.probes[-1][1]["update_ratio"], rtol=1e-4)

@@ -4,7 +4,7 @@
 - :mod:`~initlab.reproduce.base`: what a reproduction is (paper, claim, checks with bands fixed
   before the run) and :func:`~initlab.reproduce.base.run`;
 - one module per paper: :mod:`~initlab.reproduce.glorot2010`, :mod:`~initlab.reproduce.he2015`,
-  :mod:`~initlab.reproduce.hanin2018`.
+  :mod:`~initlab.reproduce.hanin2018`, :mod:`~initlab.reproduce.xiao2018` and the others of ``PAPERS``.
 """
 
 from initlab.reproduce.base import (

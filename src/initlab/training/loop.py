@@ -179,6 +179,82 @@ def make_epoch(
     return epoch
 
 
+def make_stepwise_epoch(
+    mlp: Any,
+    loss: Callable,
+    optimizer: Any,
+    train_size: int,
+    batch_size: int,
+    scale: float,
+    probe: Callable | None,
+    validation_batch: int | None,
+    over_grid: Callable[[Callable, int], Callable],
+) -> Callable:
+    """An epoch of :func:`make_epoch`'s semantics run as one compiled program per *step*, for networks with convolutions.
+
+    XLA:CPU runs a convolution inside a loop (the ``lax.scan`` over an epoch's steps) several
+    times slower than the same convolution in straight-line code (a LeNet ensemble's step: 2.1 s
+    in a scan, 0.45 s alone; ``benchmarks/README.md``), so here Python loops over the steps and
+    each step is one compiled program, the epoch's end (the last, partial batch, validation,
+    probes) another. The numbers are the epoch program's: the same batches, the same updates.
+
+    ``over_grid(fn, shared)`` maps a per-model function over the ensemble's grid (``shared``:
+    how many trailing arguments all models share). Returns ``epoch(params, opt_state, order, x, y,
+    x_val, y_val, *probe_batch) -> (params, opt_state, metrics)`` at the grid's level.
+    """
+    step = make_step(mlp, loss, optimizer)
+    full_batches, remainder = divmod(train_size, batch_size)
+
+    def features(x):
+        return x.astype(jnp.float32) / jnp.float32(scale)
+
+    def one_step(params, state, indices, x, y):
+        opt_state, loss_total, correct_total = state
+        params, opt_state, loss_sum, correct = step(params, opt_state, features(x[indices]), y[indices])
+        return params, (opt_state, loss_total + loss_sum, correct_total + correct)
+
+    def finish(params, state, rest, x, y, x_val, y_val, *probe_batch):
+        opt_state, loss_total, correct_total, previous_params = state
+        if remainder:
+            params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
+            loss_total, correct_total = loss_total + loss_sum, correct_total + correct
+        if validation_batch is None or len(x_val) <= validation_batch:
+            probabilities = mlp.apply(params, features(x_val))
+            val_losses, val_correct = loss(y_val, probabilities), jnp.argmax(probabilities, -1) == jnp.argmax(y_val, -1)
+        else:
+            val_losses, val_correct = _batched_validation(mlp, loss, params, features, x_val, y_val, validation_batch)
+        metrics = {"loss": loss_total / train_size, "accuracy": correct_total / train_size,
+                   "val_loss": jnp.mean(val_losses), "val_accuracy": jnp.mean(val_correct)}
+        if probe is not None:
+            metrics["probe"] = probe(params, *probe_batch, previous_params)
+        return params, opt_state, metrics
+
+    step_program = jax.jit(over_grid(one_step, 2), donate_argnums=(0, 1))
+    finish_program = None
+
+    def epoch(params, opt_state, order, x, y, x_val, y_val, *probe_batch):
+        nonlocal finish_program
+        order = np.asarray(order)
+        previous = jax.tree.map(jnp.copy, params) if probe is not None else None
+        totals = jnp.zeros(jax.tree.leaves(params)[0].shape[:2], jnp.float32)
+        state = (opt_state, totals, jnp.zeros(totals.shape, jnp.int32))
+        for index in range(full_batches):
+            params, state = step_program(params, state, order[:, index * batch_size : (index + 1) * batch_size], x, y)
+        if finish_program is None:
+            finish_program = jax.jit(over_grid(finish, 4 + len(probe_batch)))
+        opt_state, loss_total, correct_total = state
+        return finish_program(params, (opt_state, loss_total, correct_total, previous), order[:, full_batches * batch_size :],
+                              x, y, x_val, y_val, *probe_batch)
+
+    return epoch
+
+
+def uses_convolutions(model: Any) -> bool:
+    """Whether a model has convolution layers (which :func:`make_stepwise_epoch` trains faster on CPU)."""
+    kinds = getattr(model, "layer_kinds", None)
+    return bool(kinds) and not getattr(model, "layers", None) and "conv" in model.layer_kinds().values()
+
+
 def _batched_validation(model: Any, loss: Callable, params: Any, features: Callable, x_val: Any, y_val: Any,
                         batch: int) -> tuple[Any, Any]:
     """Per-example validation losses and hits, ``batch`` examples per forward pass (``lax.map``)."""

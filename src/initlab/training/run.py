@@ -44,7 +44,16 @@ from initlab.training.grid import (
     module_bytes,
     stack,
 )
-from initlab.training.loop import HISTORY_KEYS, EpochCallback, Probing, TrainResult, init_key, make_epoch
+from initlab.training.loop import (
+    HISTORY_KEYS,
+    EpochCallback,
+    Probing,
+    TrainResult,
+    init_key,
+    make_epoch,
+    make_stepwise_epoch,
+    uses_convolutions,
+)
 
 EnsembleCallback = Callable[[int, dict[str, np.ndarray]], None]
 """``callback(epoch, metrics)``: each metric is an array with one value per model."""
@@ -129,8 +138,15 @@ def train_ensemble(
 
     probing = Probing.create(first, mlp, loss, dataset)
 
+    stepwise = model is not None and uses_convolutions(mlp) and jax.default_backend() == "cpu"
+
     def program(probed: bool) -> Any:
         extra = probing.batch if probed else ()
+        if stepwise:
+            return make_stepwise_epoch(
+                mlp, loss, optimizer, train_size, first.batch_size, dataset.scale, probing.probe if probed else None,
+                VALIDATION_BATCH, lambda fn, shared: _over_grid(fn, grid, shared),
+            )
         epoch_fn = make_epoch(
             mlp,
             loss,

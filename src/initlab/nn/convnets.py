@@ -55,6 +55,24 @@ def _linen() -> Any:
     return linen
 
 
+def check_cnn_options(padding: str, pooling: str) -> None:
+    """A cnn's padding and pooling are known ones, or a one-line error naming the valid ones."""
+    if padding not in PADDINGS:
+        raise unknown("cnn padding", padding, PADDINGS)
+    if pooling not in POOLINGS:
+        raise unknown("cnn pooling", pooling, POOLINGS)
+
+
+def check_residual_options(model: str, norm: str, scheme: str) -> None:
+    """A residual network's normalization and scheme are known and fit together."""
+    if norm not in NORMS:
+        raise unknown(f"{model} norm", norm, NORMS)
+    if scheme not in RESIDUAL_SCHEMES:
+        raise unknown(f"{model} scheme", scheme, RESIDUAL_SCHEMES)
+    if scheme in ("fixup", "rezero") and norm != "none":
+        raise InitlabError(f"{model}: scheme {scheme} trains without normalization; set norm='none' (got norm={norm!r})")
+
+
 def _normalization(norm: str, framework: str, name: str) -> Any:
     linen = _linen()
     if norm == "batch":
@@ -202,10 +220,7 @@ def cnn(
     output_activation: str = "softmax",
 ) -> Architecture:
     """A plain convolutional network on images ``input_shape`` (see the module docstring)."""
-    if padding not in PADDINGS:
-        raise unknown("cnn padding", padding, PADDINGS)
-    if pooling not in POOLINGS:
-        raise unknown("cnn pooling", pooling, POOLINGS)
+    check_cnn_options(padding, pooling)
     shape = image_shape("cnn", input_shape)
     if depth is not None:
         if not isinstance(channels, int):
@@ -243,12 +258,7 @@ def residual(
 ) -> Architecture:
     """A residual network (:func:`resnet`'s and :func:`resmlp`'s body)."""
     model = "resmlp" if dense else "resnet"
-    if norm not in NORMS:
-        raise unknown(f"{model} norm", norm, NORMS)
-    if scheme not in RESIDUAL_SCHEMES:
-        raise unknown(f"{model} scheme", scheme, RESIDUAL_SCHEMES)
-    if scheme in ("fixup", "rezero") and norm != "none":
-        raise InitlabError(f"{model}: scheme {scheme} trains without normalization; set norm='none' (got norm={norm!r})")
+    check_residual_options(model, norm, scheme)
     shape = (math.prod(input_shape),) if dense else image_shape(model, input_shape)
     module = _modules()["ResNet"](
         depth=depth, width=width, dense=dense, norm=norm, framework=framework or "flax", scheme=scheme,
@@ -263,4 +273,7 @@ def residual(
     return Architecture(module, shape, spec=spec, rules=own_rules, multipliers=multipliers, scheme=scheme)
 
 
-__all__ = ["BATCH_NORM", "LAYER_NORM_EPSILON", "NORMS", "PADDINGS", "POOLINGS", "RESIDUAL_SCHEMES", "cnn", "residual"]
+__all__ = [
+    "BATCH_NORM", "LAYER_NORM_EPSILON", "NORMS", "PADDINGS", "POOLINGS", "RESIDUAL_SCHEMES", "check_cnn_options",
+    "check_residual_options", "cnn", "residual",
+]  # fmt: skip

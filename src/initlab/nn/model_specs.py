@@ -98,13 +98,9 @@ def cnn(
     if dense is None:
         dense = () if depth is not None else (128,)
     dense = () if dense == () or dense == [] else _sizes("cnn", "dense", dense)
-    from initlab.errors import unknown
-    from initlab.nn.convnets import PADDINGS, POOLINGS
+    from initlab.nn.convnets import check_cnn_options
 
-    if padding not in PADDINGS:
-        raise unknown("cnn padding", padding, PADDINGS)
-    if pooling not in POOLINGS:
-        raise unknown("cnn pooling", pooling, POOLINGS)
+    check_cnn_options(padding, pooling)
     _activations(activation, output_activation)
     return _architecture(
         "cnn", channels=channels[0] if depth is not None else list(channels), depth=depth, kernel_size=kernel_size,
@@ -114,17 +110,11 @@ def cnn(
 
 
 def _residual(model: str, depth: int, width: int, norm: str, scheme: str, activation: str, output_activation: str) -> ModelSpec:
-    from initlab.errors import unknown
-    from initlab.nn.convnets import NORMS, RESIDUAL_SCHEMES
+    from initlab.nn.convnets import check_residual_options
 
     positive_int(f"{model}: depth", depth, maximum=MAX_DEPTH)
     positive_int(f"{model}: width", width, maximum=MAX_UNITS)
-    if norm not in NORMS:
-        raise unknown(f"{model} norm", norm, NORMS)
-    if scheme not in RESIDUAL_SCHEMES:
-        raise unknown(f"{model} scheme", scheme, RESIDUAL_SCHEMES)
-    if scheme in ("fixup", "rezero") and norm != "none":
-        raise InitlabError(f"{model}: scheme {scheme} trains without normalization; set norm='none' (got norm={norm!r})")
+    check_residual_options(model, norm, scheme)
     _activations(activation, output_activation)
     return _architecture(model, depth=depth, width=width, norm=norm, scheme=scheme, activation=activation,
                          output_activation=output_activation)
@@ -148,21 +138,13 @@ def resmlp(depth: int = 8, width: int = 256, norm: str = "none", scheme: str = "
 def transformer(layers: int = 2, d_model: int = 64, heads: int = 4, mlp_ratio: int = 4, norm: str | None = None,
                 causal: bool = True, scheme: str = "default", output_activation: str = "softmax") -> ModelSpec:
     """Token and position embeddings, blocks of multi-head attention and MLP with LayerNorm pre or post; schemes gpt2, tfixup, deepnorm, rezero."""
-    from initlab.errors import unknown
-    from initlab.nn.transformer import SCHEME_NORMS, TRANSFORMER_NORMS, TRANSFORMER_SCHEMES, _divisor
+    from initlab.nn.transformer import check_options
 
     positive_int("transformer: layers", layers, maximum=MAX_DEPTH)
     positive_int("transformer: d_model", d_model, maximum=MAX_UNITS)
     positive_int("transformer: heads", heads, maximum=MAX_UNITS)
     positive_int("transformer: mlp_ratio", mlp_ratio, maximum=64)
-    if scheme not in TRANSFORMER_SCHEMES:
-        raise unknown("transformer scheme", scheme, TRANSFORMER_SCHEMES)
-    if norm is not None and norm not in TRANSFORMER_NORMS:
-        raise unknown("transformer norm", norm, TRANSFORMER_NORMS)
-    if scheme != "default" and norm is not None and norm != SCHEME_NORMS[scheme]:
-        raise InitlabError(f"transformer: scheme {scheme} is defined with norm={SCHEME_NORMS[scheme]!r}, got norm={norm!r}")
-    if d_model % heads:
-        raise InitlabError(f"transformer: d_model ({d_model}) must be divisible by heads ({heads}); e.g. heads={_divisor(d_model, heads)}")
+    check_options(d_model, heads, norm, scheme)
     _activations(output_activation)
     return _architecture("transformer", layers=layers, d_model=d_model, heads=heads, mlp_ratio=mlp_ratio, norm=norm,
                          causal=causal, scheme=scheme, output_activation=output_activation)

@@ -131,15 +131,7 @@ def transformer(
     output_activation: str = "softmax",
 ) -> Architecture:
     """A Transformer on sequences of ``input_shape = (length,)`` token ids (see the module docstring)."""
-    if scheme not in TRANSFORMER_SCHEMES:
-        raise unknown("transformer scheme", scheme, TRANSFORMER_SCHEMES)
-    norm = SCHEME_NORMS[scheme] if norm is None else norm
-    if norm not in TRANSFORMER_NORMS:
-        raise unknown("transformer norm", norm, TRANSFORMER_NORMS)
-    if scheme != "default" and norm != SCHEME_NORMS[scheme]:
-        raise InitlabError(f"transformer: scheme {scheme} is defined with norm={SCHEME_NORMS[scheme]!r}, got norm={norm!r}")
-    if d_model % heads:
-        raise InitlabError(f"transformer: d_model ({d_model}) must be divisible by heads ({heads}); e.g. heads={_divisor(d_model, heads)}")
+    norm = check_options(d_model, heads, norm, scheme)
     if len(input_shape) != 1 or vocabulary is None:
         shown = "x".join(map(str, input_shape))
         raise InitlabError(
@@ -172,9 +164,22 @@ def transformer(
     return Architecture(module, tuple(input_shape), spec=spec, rules=own_rules, multipliers=multipliers, scheme=scheme)
 
 
+def check_options(d_model: int, heads: int, norm: str | None, scheme: str) -> str:
+    """The normalization a Transformer's options give (``norm`` or the scheme's), or a one-line error."""
+    if scheme not in TRANSFORMER_SCHEMES:
+        raise unknown("transformer scheme", scheme, TRANSFORMER_SCHEMES)
+    if norm is not None and norm not in TRANSFORMER_NORMS:
+        raise unknown("transformer norm", norm, TRANSFORMER_NORMS)
+    if scheme != "default" and norm is not None and norm != SCHEME_NORMS[scheme]:
+        raise InitlabError(f"transformer: scheme {scheme} is defined with norm={SCHEME_NORMS[scheme]!r}, got norm={norm!r}")
+    if d_model % heads:
+        raise InitlabError(f"transformer: d_model ({d_model}) must be divisible by heads ({heads}); e.g. heads={_divisor(d_model, heads)}")
+    return SCHEME_NORMS[scheme] if norm is None else norm
+
+
 def _divisor(d_model: int, heads: int) -> int:
     """The divisor of ``d_model`` nearest ``heads`` (the suggestion in the error)."""
     return min((h for h in range(1, d_model + 1) if d_model % h == 0), key=lambda h: (abs(h - heads), h))
 
 
-__all__ = ["SCHEME_NORMS", "TRANSFORMER_NORMS", "TRANSFORMER_SCHEMES", "transformer"]
+__all__ = ["SCHEME_NORMS", "TRANSFORMER_NORMS", "TRANSFORMER_SCHEMES", "check_options", "transformer"]

@@ -194,7 +194,8 @@ def test_matmul_is_validated_and_sparse_is_refused_where_the_kernels_cannot_run(
 
 def test_the_new_field_at_its_default_keeps_old_config_hashes():
     # A store written before the fields existed holds configs without them: their hashes must not move.
-    legacy = {k: v for k, v in BASE.to_dict().items() if k not in ("matmul", "defaults", "init_rules", "parametrization", "base_width")}
+    new_fields = ("matmul", "defaults", "init_rules", "parametrization", "base_width", "architecture")
+    legacy = {k: v for k, v in BASE.to_dict().items() if k not in new_fields}
     import hashlib
     import json
 

@@ -84,3 +84,14 @@ def test_theory_is_keyed_by_run_or_label_and_averaged_over_a_configuration() -> 
         theory_by_label({7: {"q": [1.0]}}, results)
     with pytest.raises(InitlabError, match="glorot_unifrom"):
         theory_by_label({"glorot_unifrom": {"q": [1.0]}}, results)
+
+
+def test_a_networks_label_names_its_spec_not_the_mlps_activation_field():
+    from initlab.analysis.results import configuration_labels
+
+    one = configuration_labels([{"run_id": 1, "config": {"architecture": "cnn()", "kernel_initializer": "he_normal",
+                                                          "activation": "sigmoid", "seed": 0}}])
+    assert one == {1: "cnn() · he_normal"}
+    two = configuration_labels([{"run_id": 1, "config": {"architecture": "cnn()", "seed": 0}},
+                                {"run_id": 2, "config": {"architecture": "resnet()", "seed": 0}}])
+    assert two == {1: "cnn()", 2: "resnet()"}

@@ -36,7 +36,7 @@ PALETTE = (
 """Okabe & Ito's colour-blind-safe colours (yellow left out: it vanishes on white)."""
 HISTOGRAM_KINDS = ("activation", "preactivation", "backprop")
 
-_PRIMARY = ("kernel_initializer", "activation", "loss", "optimizer", "hidden_units", "dataset")
+_PRIMARY = ("architecture", "kernel_initializer", "activation", "loss", "optimizer", "hidden_units", "dataset")
 _SHORT_FIELDS = {
     "hidden_units": "hidden",
     "bias_initializer": "bias",
@@ -78,7 +78,9 @@ def configuration_labels(runs: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     fields = list(dict.fromkeys(name for config in configs.values() for name in config))
     varying = [name for name in fields if len({json.dumps(c.get(name), sort_keys=True) for c in configs.values()}) > 1]
     varying.sort(key=lambda name: (_PRIMARY.index(name) if name in _PRIMARY else len(_PRIMARY), fields.index(name)))
-    shown = varying or [name for name in ("kernel_initializer", "activation") if name in fields]
+    single = ("architecture", "kernel_initializer") if any(c.get("architecture") for c in configs.values()) else (
+        "kernel_initializer", "activation")  # a network's own activation is in its spec, not in the MLP's field
+    shown = varying or [name for name in single if name in fields]
     derived = {
         key: " · ".join(_value_text(name, configs[ids[0]].get(name)) for name in shown) or "all runs"
         for key, ids in groups.items()

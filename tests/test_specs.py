@@ -205,7 +205,7 @@ def test_canonical_keeps_only_non_default_arguments(spec, canonical):
 def test_resolve_binds_positional_keyword_and_default_arguments():
     entry, kwargs = initializers.resolve("VarianceScaling(2.0, distribution='uniform')")
     assert entry.name == "variance_scaling"
-    assert kwargs == {"scale": 2.0, "mode": "fan_in", "distribution": "uniform"}
+    assert kwargs == {"scale": 2.0, "mode": "fan_in", "distribution": "uniform", "input_axes": None, "output_axes": None}
 
 
 def test_int_is_coerced_to_float():

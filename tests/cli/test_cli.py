@@ -143,8 +143,9 @@ def test_list_initializers_json_gives_keras_defaults():
     assert rows["random_normal"]["defaults"] == {"mean": 0.0, "stddev": 0.05}
     assert rows["random_uniform"]["defaults"] == {"minval": -0.05, "maxval": 0.05}
     assert rows["truncated_normal"]["defaults"] == {"mean": 0.0, "stddev": 0.05}
-    assert rows["variance_scaling"]["defaults"] == {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
-    assert rows["glorot_uniform"]["defaults"] == {}
+    assert rows["variance_scaling"]["defaults"] == {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal",
+                                                    "input_axes": None, "output_axes": None}  # Keras 3's fan axes
+    assert rows["glorot_uniform"]["defaults"] == {"input_axes": None, "output_axes": None}
     assert "normal" in rows["random_normal"]["aliases"]
     assert rows["random_normal"]["signature"] == "random_normal(mean=0.0, stddev=0.05)"
 
@@ -396,7 +397,7 @@ def test_train_is_deterministic_by_seed(data_file, trained):
 # User errors: exit status 2, one line on stderr starting with "error:", no traceback.
 
 USER_ERRORS = [
-    pytest.param(["train", "--model", "cnn(3)"], ["unknown model 'cnn'", "(valid: mlp)"], id="unknown-model"),
+    pytest.param(["train", "--model", "convnext(3)"], ["unknown model 'convnext'", "(valid: cnn, mlp, resmlp"], id="unknown-model"),
     pytest.param(["train", "--model", "mlp(hidden=[0])"], ["hidden sizes must be integers in [1, 1000000]"],
                  id="model-zero-width"),
     pytest.param(["train", "--model", "mlp(hidden=[8], activation='sigmod')"], ["did you mean 'sigmoid'"],

@@ -206,16 +206,12 @@ class FlaxModel:
                 origins[path] = f"{origins[path]} x {factor:.4g}"
         from flax.traverse_util import unflatten_dict
 
-        # Compiled pieces, not eager ops (a 2-block Transformer's first draw: 8.9 s eagerly) nor one
-        # program for the whole network (whose compile time grows faster than its depth: minutes
-        # for 200 delta-orthogonal layers): the module's own init once, and one small program per
-        # (spec, shape), shared by every layer, model and seed that has them.
-        if len(plan) == len(shapes):  # every parameter is redrawn: the module's own draw is not needed
-            flat = dict(shapes)
-        else:
-            if "init" not in self._cache:
-                self._cache["init"] = jax.jit(self.init, compiler_options=LIGHTLY_OPTIMIZED)
-            flat = _flatten(self._cache["init"](key))
+        # Redraws are compiled pieces, not eager ops (a 2-block Transformer's first draw: 8.9 s
+        # eagerly) nor one program for the whole network (whose compile time grows faster than its
+        # depth: minutes for 200 delta-orthogonal layers): one small program per (spec, shape),
+        # shared by every layer, model and seed that has them.
+        # (the module's own draw, eager as always, only where a parameter keeps it)
+        flat = dict(shapes) if len(plan) == len(shapes) else _flatten(self.init(key))
         for index, path, spec in plan:
             value = flat[path]
             flat[path] = _draw_program(spec, tuple(value.shape), str(value.dtype))(jax.random.fold_in(key, index))

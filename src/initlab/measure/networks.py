@@ -144,8 +144,10 @@ def propagate_network(
         x = (input_std * rng.standard_normal((batch, example))).astype(np.float32)
         y = np.eye(data.classes, dtype=np.float32)[rng.integers(0, data.classes, batch)]
     require_memory(4 * 64 * batch * example, f"propagating {batch} inputs through {canonical}")
-    probe = jax.jit(make_probe(model, losses.build("categorical_crossentropy")))
     paths = model.layer_paths()
+    if jacobian:  # an impossible Jacobian fails before any work
+        _jacobian_sizes(model, paths)
+    probe = jax.jit(make_probe(model, losses.build("categorical_crossentropy")))
     base = preset(defaults) if defaults else ()
     runs = []
     for initializer in initializers:
@@ -160,19 +162,25 @@ def propagate_network(
     return NetworkPropagation(canonical, tuple(model.input_shape), inputs, paths, runs, seed)
 
 
-def _singular_values(model: Any, params: Any, example: np.ndarray, paths: list[str]) -> list[float]:
-    """Singular values (descending) of d z / d x: z the last hidden layer's pre-activation, x one input."""
+def _jacobian_sizes(model: Any, paths: list[str]) -> None:
+    """The Jacobian's input and output sizes are within :data:`MAX_JACOBIAN_INPUTS` (from shapes only)."""
     if len(paths) < 2:
         raise InitlabError(f"{model.name} has no hidden layer before its readout to take a Jacobian of")
-    hidden = paths[-2]
-    size = example.size
-    out_size = int(np.prod(jax.eval_shape(lambda v: model.tapped(params, v[None])[1][hidden][1], example).shape))
+    size = int(np.prod(model.input_shape))
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    example = jax.ShapeDtypeStruct((size,), jnp.float32)
+    out_size = int(np.prod(jax.eval_shape(lambda p, v: model.tapped(p, v[None])[1][paths[-2]][1], params, example).shape))
     for what, count in (("input", size), ("output", out_size)):
         if count > MAX_JACOBIAN_INPUTS:
             raise InitlabError(
                 f"the Jacobian's {what} has {count} entries (at most {MAX_JACOBIAN_INPUTS}): use smaller inputs "
                 "(inputs='normal' with a smaller input_shape)"
             )
+
+
+def _singular_values(model: Any, params: Any, example: np.ndarray, paths: list[str]) -> list[float]:
+    """Singular values (descending) of d z / d x: z the last hidden layer's pre-activation, x one input."""
+    hidden = paths[-2]
 
     def features(v: Any) -> Any:
         return model.tapped(params, v[None])[1][hidden][1].reshape(-1)

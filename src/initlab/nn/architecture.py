@@ -58,6 +58,12 @@ class Architecture(FlaxModel):
         return int(sum(leaf.size for leaf in jax.tree.leaves(shapes)))
 
 
+def rms(x: Any) -> Any:
+    """The root-mean-square of a batch of activations (per example, then averaged): what a block sows."""
+    flat = x.reshape((x.shape[0], -1))
+    return (flat**2).mean(axis=1).mean() ** 0.5
+
+
 def rules(*pairs: tuple[str, str]) -> tuple[InitRule, ...]:
     """``("conv/kernel", "he_normal"), ...`` as rules that may match nothing (a variant lacks a layer)."""
     return tuple(InitRule(pattern, spec, required=False) for pattern, spec in pairs)
@@ -100,4 +106,4 @@ def image_shape(model: str, input_shape: tuple[int, ...]) -> tuple[int, int, int
     return input_shape  # type: ignore[return-value]
 
 
-__all__ = ["Architecture", "SpatialTrace", "image_shape", "rules"]
+__all__ = ["Architecture", "SpatialTrace", "image_shape", "rms", "rules"]

@@ -34,7 +34,7 @@ from typing import Any
 
 from initlab.errors import InitlabError, unknown
 from initlab.nn import activations
-from initlab.nn.architecture import Architecture, SpatialTrace, image_shape, rules
+from initlab.nn.architecture import Architecture, SpatialTrace, image_shape, rms, rules
 
 PADDINGS = ("same", "valid")
 POOLINGS = ("max", "average", "none")
@@ -181,10 +181,10 @@ def _modules() -> dict[str, type]:
             for index in range(self.depth):
                 branch = ResidualBlock(self.width, self.dense, self.norm, self.framework, self.scheme, self.activation,
                                        self.train, name=f"block_{index}")(x)
-                self.sow("residual", "branch_norm", _rms(branch))
-                self.sow("residual", "skip_norm", _rms(x))
+                self.sow("residual", "branch_norm", rms(branch))
+                self.sow("residual", "skip_norm", rms(x))
                 x = act(x + branch)
-                self.sow("residual", "stream_norm", _rms(x))
+                self.sow("residual", "stream_norm", rms(x))
             if not self.dense:
                 x = x.mean(axis=(1, 2))
             if self.scheme == "fixup":
@@ -193,11 +193,6 @@ def _modules() -> dict[str, type]:
 
     return {"ConvNet": ConvNet, "ResNet": ResNet}
 
-
-def _rms(x: Any) -> Any:
-    """The root-mean-square of a batch of activations (per example, then averaged): one number."""
-    flat = x.reshape((x.shape[0], -1))
-    return (flat**2).mean(axis=1).mean() ** 0.5
 
 
 def _activation(spec: str) -> str:

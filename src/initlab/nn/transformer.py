@@ -35,7 +35,7 @@ from typing import Any
 
 from initlab.errors import InitlabError, unknown
 from initlab.nn import activations
-from initlab.nn.architecture import Architecture, rules
+from initlab.nn.architecture import Architecture, rms, rules
 from initlab.nn.convnets import LAYER_NORM_EPSILON
 
 TRANSFORMER_NORMS = ("pre", "post", "none")
@@ -95,12 +95,12 @@ def _module() -> type:
                         branch = sublayer(x)
                     if gain is not None:
                         branch = gain * branch
-                    self.sow("residual", "branch_norm", _rms(branch))
-                    self.sow("residual", "skip_norm", _rms(x))
+                    self.sow("residual", "branch_norm", rms(branch))
+                    self.sow("residual", "skip_norm", rms(x))
                     x = self.alpha * x + branch
                     if self.norm == "post":
                         x = layer_norm(f"{block}_{part}_norm")(x)
-                self.sow("residual", "stream_norm", _rms(x))
+                self.sow("residual", "stream_norm", rms(x))
             if self.norm == "pre":
                 x = layer_norm("final_norm")(x)
             logits = linen.Dense(self.classes, name="head")(x[:, -1])
@@ -108,10 +108,6 @@ def _module() -> type:
 
     return Transformer
 
-
-def _rms(x: Any) -> Any:
-    flat = x.reshape((x.shape[0], -1))
-    return (flat**2).mean(axis=1).mean() ** 0.5
 
 
 def transformer(

@@ -251,8 +251,7 @@ def make_stepwise_epoch(
 
 def uses_convolutions(model: Any) -> bool:
     """Whether a model has convolution layers (which :func:`make_stepwise_epoch` trains faster on CPU)."""
-    kinds = getattr(model, "layer_kinds", None)
-    return bool(kinds) and not getattr(model, "layers", None) and "conv" in model.layer_kinds().values()
+    return "conv" in model.layer_kinds().values()
 
 
 def _batched_validation(model: Any, loss: Callable, params: Any, features: Callable, x_val: Any, y_val: Any,

@@ -23,7 +23,7 @@ from typing import Any
 
 from initlab._lazy import jax
 from initlab.errors import InitlabError
-from initlab.nn.flax_model import FlaxModel
+from initlab.nn.flax_model import STATE, FlaxModel
 from initlab.nn.init_rules import InitRule, preset
 
 
@@ -53,8 +53,9 @@ class Architecture(FlaxModel):
         return params, {path: origin + (f" ({self.scheme})" if " x " in origin else "") for path, origin in origins.items()}
 
     def parameter_count(self) -> int:
-        """How many numbers its parameters hold (from shapes only)."""
-        shapes = jax.eval_shape(self.init, jax.random.key(0))
+        """How many numbers its trained parameters hold (BatchNorm's statistics are state, not counted; from shapes only)."""
+        shapes = dict(jax.eval_shape(self.init, jax.random.key(0)))
+        shapes.pop(STATE, None)
         return int(sum(leaf.size for leaf in jax.tree.leaves(shapes)))
 
 

@@ -408,6 +408,8 @@ CASES = [
     ("propagate --model cnn() --inputs normal --input-shape 8xx3", "--input-shape"),
     ("propagate --model \"cnn(depth=3, channels=4)\" --inputs normal --input-shape 96x96x4 --jacobian", "at most"),
     ("propagate --model transformer() --dataset modular_addition --inputs normal", "token ids"),
+    ("propagate --model \"resmlp(depth=2, width=8)\" --inputs normal --input-std -1", "input_std"),
+    ("propagate --model \"resmlp(depth=2, width=8)\" --dataset nope", "unknown dataset"),
 ]
 
 

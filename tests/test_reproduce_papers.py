@@ -17,7 +17,18 @@ from typer.testing import CliRunner
 from initlab.cli import app
 from initlab.experiments.store import Store
 from initlab.measure.propagation import squared_norms_over_draws
-from initlab.reproduce import PAPERS, base, glorot2010, hanin2018, he2015, mishkin2016, saxe2014, xiao2018, yang2022
+from initlab.reproduce import (
+    PAPERS,
+    base,
+    glorot2010,
+    hanin2018,
+    he2015,
+    mishkin2016,
+    pennington2017,
+    saxe2014,
+    xiao2018,
+    yang2022,
+)
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
 
@@ -133,6 +144,9 @@ def small(monkeypatch):
     monkeypatch.setattr(mishkin2016, "WIDTH", 16)
     monkeypatch.setattr(mishkin2016, "HELD_OUT", 100)
     monkeypatch.setattr(mishkin2016, "EPOCHS", 1)
+    monkeypatch.setattr(pennington2017, "WIDTH", 32)
+    monkeypatch.setattr(pennington2017, "DEPTH", 3)
+    monkeypatch.setattr(pennington2017, "SAMPLES", 2)
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
@@ -202,7 +216,7 @@ def test_reproduce_all_and_list(small, tmp_path):
     assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
     html = (tmp_path / "report.html").read_text()
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
-                    "Saxe et al. 2014", "Yang et al. 2022"):
+                    "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
         assert len(store.runs()) == 4 + 8  # he2015's and mishkin2016's training runs, beside the documents

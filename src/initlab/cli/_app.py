@@ -93,6 +93,11 @@ def one_line(message: str, limit: int = MAX_ERROR_LENGTH) -> str:
     return text
 
 
+def written(path: object, label: str = "written") -> None:
+    """``written PATH``, the path on one line whatever the terminal's width (to copy it whole) and never read as markup."""
+    console.print(f"{label} {escape(str(path))}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)

@@ -20,6 +20,7 @@ from initlab.cli._app import (
     parse_seeds,
     progress_bar,
     user_errors,
+    written,
 )
 from initlab.errors import InitlabError, shown
 from initlab.files import output_file, output_folder
@@ -213,7 +214,7 @@ def saturation(
             f"{result.initializer} weights are too few for that (it holds from {CLT_FAN_IN}): trust the measurement"
         )
     if plot is not None:
-        console.print(f"histogram written to {plot}")
+        written(plot, "histogram written to")
 
 
 def _layer_overrides(values: list[str]) -> tuple[tuple[int, str], ...]:
@@ -430,7 +431,7 @@ def _train_one(config: Any, out: Optional[Path], as_json: bool) -> None:
         f"(first layer: {'sparse-input kernels' if result.matmul == 'sparse' else 'XLA matmul'})"
     )
     if out is not None:
-        console.print(f"history and learning curves written to {out}")
+        written(out, "history and learning curves written to")
     if result.diverged_epoch is not None:
         raise typer.Exit(1)
 
@@ -470,7 +471,7 @@ def _train_ensemble(configs: list[Any], out: Optional[Path], as_json: bool, memo
     seconds = training_seconds(results)
     console.print(f"{len(results)} models trained together in {seconds:.1f} s ({seconds / len(results):.2f} s per model)")
     if out is not None:
-        console.print(f"histories and learning curves written to {out}")
+        written(out, "histories and learning curves written to")
 
 
 def _write_training_outputs(results: list[Any], out: Path) -> None:

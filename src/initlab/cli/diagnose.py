@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from initlab.cli._app import app, console, emit_json, err_console, new_table, user_errors
+from initlab.cli._app import app, console, emit_json, err_console, new_table, user_errors, written
 from initlab.errors import InitlabError
 
 MAX_INFO_LINES = 12
@@ -153,7 +153,7 @@ def inspect(
         return
     _print(inspection, thresholds)
     if html is not None:
-        console.print(f"written {escape(str(html))}")
+        written(html)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from initlab.checks import MAX_UNITS, finite_float, positive_int
-from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors, written
 from initlab.errors import InitlabError
 
 
@@ -108,7 +108,7 @@ def propagate(
     console.print(table)
     for path in (plot, histograms):
         if path is not None:
-            console.print(f"written {path}")
+            written(path)
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -223,7 +223,7 @@ def isometry(
                       f"{values.max():.4g}", f"{result.mean_squared:.4g}", f"{result.spread:.4g}")
     console.print(table)
     if plot is not None:
-        console.print(f"histogram written to {plot}")
+        written(plot, "histogram written to")
 
 
 @app.command()
@@ -297,4 +297,4 @@ def theory(
     if critical_value is not None:
         console.print(f"critical sigma_w2 at sigma_b2 = {sigma_b2:g}: {critical_value:.6g}")
     if plot is not None:
-        console.print(f"phase diagram written to {plot}")
+        written(plot, "phase diagram written to")

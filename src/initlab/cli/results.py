@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from initlab.cli._app import app, configure_process, console, emit_json, parse_seeds, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, parse_seeds, progress_bar, user_errors, written
 from initlab.errors import InitlabError
 
 
@@ -31,7 +31,7 @@ def report(
     with progress_bar("writing the report", "", False) as progress:
         progress.add_task("report", total=None)
         path = build_report(store, out, title=title, theory=theory, notes=text)
-    console.print(f"report written to {path}")
+    written(path, "report written to")
 
 
 PLOTS = ("curves", "saturation", "dead", "histograms", "gradients")
@@ -72,7 +72,7 @@ def plot(
         display = figures.LayerHistogramGridDisplay.from_results(store, label, histogram)
     else:
         display = figures.GradientVarianceByDepthDisplay.from_results(store)
-    console.print(f"written {write_figure(display, out)}")
+    written(write_figure(display, out))
 
 
 @app.command()
@@ -223,7 +223,7 @@ def _reproduce_papers(what: str, out: Path, full: bool, as_json: bool) -> None:
                     f"[{check.band[0]:.4g}, {check.band[1]:.4g}]",
                 )  # fmt: skip
             console.print(table)
-        console.print(f"report: {escape(str(report))}")
+        written(report, "report:")
     if failed:
         if not as_json:
             err_console.print(f"[bold red]{failed} check(s) failed[/] (exit status 1)")

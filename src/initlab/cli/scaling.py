@@ -18,6 +18,7 @@ from initlab.cli._app import (
     parse_seeds,
     progress_bar,
     user_errors,
+    written,
 )
 
 mup = typer.Typer(
@@ -121,7 +122,7 @@ def coord_check_command(
             f"(slope {slope:+.2f} at step {step}): {verdict}", highlight=False,
         )
     if plot is not None:
-        console.print(f"written {plot}")
+        written(plot)
 
 
 @mup.command("transfer")
@@ -217,4 +218,4 @@ def transfer_command(
         )  # fmt: skip
     console.print(f"{result.seconds:.0f} s", highlight=False)
     if plot is not None:
-        console.print(f"written {plot}")
+        written(plot)

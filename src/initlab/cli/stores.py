@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from initlab.checks import memory_budget_bytes, positive_int
-from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors
+from initlab.cli._app import app, configure_process, console, emit_json, new_table, progress_bar, user_errors, written
 
 
 @app.command()
@@ -124,5 +124,5 @@ def export(
 
     destination = out if out is not None else store.with_name(store.stem + ("-export.json" if format == "json" else "-export"))
     with Store(store, read_only=True) as opened:
-        written = opened.export(destination, format)
-    console.print(f"written {written}")
+        path = opened.export(destination, format)
+    written(path)

@@ -26,6 +26,7 @@ from initlab.reproduce import (
     mishkin2016,
     pennington2017,
     saxe2014,
+    schoenholz2017,
     xiao2018,
     yang2022,
 )
@@ -147,6 +148,9 @@ def small(monkeypatch):
     monkeypatch.setattr(pennington2017, "WIDTH", 32)
     monkeypatch.setattr(pennington2017, "DEPTH", 3)
     monkeypatch.setattr(pennington2017, "SAMPLES", 2)
+    monkeypatch.setattr(schoenholz2017, "WIDTH", 8)
+    monkeypatch.setattr(schoenholz2017, "DEPTHS", (2, 12))
+    monkeypatch.setattr(schoenholz2017, "SIGMA_W2", (1.0, 1.75, 4.0))
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
@@ -216,10 +220,11 @@ def test_reproduce_all_and_list(small, tmp_path):
     assert [r["name"] for r in document["reproductions"]] == list(PAPERS)
     html = (tmp_path / "report.html").read_text()
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
-                    "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018"):
+                    "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018",
+                    "Schoenholz et al. 2017"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
-        assert len(store.runs()) == 4 + 8  # he2015's and mishkin2016's training runs, beside the documents
+        assert len(store.runs()) == 4 + 8 + 6  # he2015's, mishkin2016's and schoenholz2017's training runs, beside the documents
         assert store.document("reproduction:he2015") is not None
     # the statuses the small sizes give are what they are; the exit status says whether all passed
     assert result.exit_code == (0 if document["passed"] else 1)

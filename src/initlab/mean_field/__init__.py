@@ -2,5 +2,6 @@
 
 - :mod:`~initlab.mean_field.theory`: the variance and correlation maps, fixed points, depth
   scales and phase diagrams;
+- :mod:`~initlab.mean_field.spectra`: the free-probability spectrum of the input-output Jacobian at the fixed point;
 - :mod:`~initlab.mean_field._numerics`: their quadrature, float64 activations and root finding.
 """

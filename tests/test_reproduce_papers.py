@@ -203,6 +203,7 @@ def test_a_failing_check_is_visible_in_the_terminal_the_json_and_the_report_and_
     terminal = runner.invoke(app, ["reproduce", "fake2000", "-o", str(tmp_path)])
     assert terminal.exit_code == 1
     assert "FAILED" in terminal.stdout and "1 check(s) failed" in terminal.stderr
+    assert "FAILED disagrees: too small a net" in terminal.stdout  # the reason, in the terminal too
     as_json = runner.invoke(app, ["reproduce", "fake2000", "-o", str(tmp_path), "--json"])
     assert as_json.exit_code == 1
     checks = json.loads(as_json.stdout)["checks"]

@@ -223,6 +223,9 @@ def _reproduce_papers(what: str, out: Path, full: bool, as_json: bool) -> None:
                     f"[{check.band[0]:.4g}, {check.band[1]:.4g}]",
                 )  # fmt: skip
             console.print(table)
+            for check in result.checks:
+                if not check.passed and check.reason:
+                    console.print(f"[bold red]FAILED[/] {escape(check.name)}: {escape(check.reason)}", highlight=False)
         written(report, "report:")
     if failed:
         if not as_json:

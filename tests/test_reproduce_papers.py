@@ -29,6 +29,7 @@ from initlab.reproduce import (
     schoenholz2017,
     xiao2018,
     yang2022,
+    zhang2019,
 )
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
@@ -74,6 +75,20 @@ def test_the_exact_fourth_moment_of_gaussian_products_matches_numpy(width, depth
     assert saxe2014.exact_fourth_moment(width, depth) == pytest.approx(fourth.mean(), abs=4 * fourth.std() / math.sqrt(draws))
     assert saxe2014.exact_fourth_moment(width, 1) == pytest.approx(2 + 1 / width)
     assert abs(saxe2014.exact_fourth_moment(100_000, depth) - (depth + 1)) < 1e-3  # free probability's L + 1
+
+
+def test_the_mean_field_growth_of_one_he_residual_block_is_the_closed_form_integral():
+    # x0 = relu(z), q0 = 1/2; one He block: x1 = relu(x0 + z'), z' ~ N(0, 2 q0 = 1). For x0 = a >= 0,
+    # E[relu(a + z')^2] = (a^2 + 1) Phi(a) + a phi(a); x0 = 0 with probability 1/2, else |z|.
+    from scipy import integrate, stats
+
+    def inner(a):
+        return (a * a + 1) * stats.norm.cdf(a) + a * stats.norm.pdf(a)
+
+    second = 0.5 * inner(0.0) + integrate.quad(lambda a: inner(a) * stats.norm.pdf(a), 0, np.inf)[0]
+    growth = zhang2019.mean_field_growth(2, samples=2_000_000, seed=1)
+    assert growth[0] == pytest.approx(second / 0.5, rel=4e-3)  # 2e6 samples: ~1e-3 relative
+    assert growth[1] > growth[0] ** 1.5  # and it keeps growing
 
 
 def test_the_gaussian_moments_of_the_glorot_prediction():
@@ -149,14 +164,21 @@ def small(monkeypatch):
     monkeypatch.setattr(pennington2017, "DEPTH", 3)
     monkeypatch.setattr(pennington2017, "SAMPLES", 2)
     monkeypatch.setattr(schoenholz2017, "WIDTH", 8)
-    monkeypatch.setattr(schoenholz2017, "DEPTHS", (2, 12))
-    monkeypatch.setattr(schoenholz2017, "SIGMA_W2", (1.0, 1.75, 4.0))
+    monkeypatch.setattr(schoenholz2017, "DEPTHS", (12,))
+    monkeypatch.setattr(schoenholz2017, "SIGMA_W2", (1.0, 1.75))
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
     monkeypatch.setattr(xiao2018, "DEPTH", 6)
     monkeypatch.setattr(xiao2018, "CHANNELS", 4)
     monkeypatch.setattr(xiao2018, "SIDE", 4)
+    monkeypatch.setattr(zhang2019, "INIT_DEPTH", 3)
+    monkeypatch.setattr(zhang2019, "INIT_WIDTH", 16)
+    monkeypatch.setattr(zhang2019, "DRAWS", 2)
+    monkeypatch.setattr(zhang2019, "TRAIN_DEPTH", 2)
+    monkeypatch.setattr(zhang2019, "TRAIN_WIDTH", 8)
+    monkeypatch.setattr(zhang2019, "EPOCHS", 1)
+    monkeypatch.setattr(zhang2019, "SEEDS", (0,))
     monkeypatch.setattr(yang2022, "WIDTHS", (16, 32))
     monkeypatch.setattr(yang2022, "LOG2_RATES", (-8, -7))
     monkeypatch.setattr(yang2022, "SEEDS", (0,))
@@ -222,10 +244,10 @@ def test_reproduce_all_and_list(small, tmp_path):
     html = (tmp_path / "report.html").read_text()
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
                     "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018",
-                    "Schoenholz et al. 2017"):
+                    "Schoenholz et al. 2017", "Zhang et al. 2019"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
-        assert len(store.runs()) == 4 + 8 + 6  # he2015's, mishkin2016's and schoenholz2017's training runs, beside the documents
+        assert len(store.runs()) == 4 + 8 + 2 + 3  # he2015's, mishkin2016's, schoenholz2017's and zhang2019's runs, beside the documents
         assert store.document("reproduction:he2015") is not None
     # the statuses the small sizes give are what they are; the exit status says whether all passed
     assert result.exit_code == (0 if document["passed"] else 1)

@@ -21,7 +21,7 @@ METAVARS = {
     "init_rule": "PATTERN=SPEC", "dataset": "NAME", "data_file": "FILE", "notes": "FILE", "theory": "FILE",
     "plot": "FILE", "histograms": "FILE", "store": "FILE", "hidden": "SIZES", "seeds": "SEEDS", "seed": "SEED",
     "memory_budget": "MIB", "executor": "local|ray", "address": "ADDRESS", "status": "STATUS",
-    "format": "csv|json|parquet", "histogram": "KIND", "label": "LABEL", "title": "TEXT", "defaults": "FRAMEWORK",
+    "format": "csv|json|parquet|tensorboard|mlflow", "histogram": "KIND", "label": "LABEL", "title": "TEXT", "defaults": "FRAMEWORK",
     "matmul": "auto|xla|sparse", "file": "FILE", "kind": "KIND", "family": "FAMILY", "what": "NAME",
 }
 _TYPE_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "Path": "PATH"}

@@ -114,15 +114,21 @@ def _cell(name: str, value: Any) -> str:
 @user_errors
 def export(
     store: Annotated[Path, typer.Argument(help="SQLite store written by sweep.")],
-    format: Annotated[str, typer.Option("--format", help="csv, json or parquet (needs pyarrow).")] = "csv",
+    format: Annotated[
+        str, typer.Option("--format", help="csv, json, parquet (needs pyarrow), tensorboard (event files, a folder per run) "
+                          "or mlflow (runs in an MLflow tracking folder).")
+    ] = "csv",
     out: Annotated[
         Optional[Path], typer.Option("-o", "--out", help="Destination folder (a file for json; default: beside the store).")
     ] = None,
 ) -> None:
-    """Write a store's runs and tidy metrics out as CSV, JSON or parquet."""
+    """Write a store's runs and tidy metrics out as CSV, JSON or parquet, or to TensorBoard or MLflow.
+
+    TensorBoard: ``tensorboard --logdir OUT``. MLflow: ``mlflow ui --backend-store-uri OUT``.
+    """
     from initlab.experiments.store import Store
 
-    destination = out if out is not None else store.with_name(store.stem + ("-export.json" if format == "json" else "-export"))
+    destination = out if out is not None else store.with_name(store.stem + {"json": "-export.json", "tensorboard": "-tensorboard", "mlflow": "-mlruns"}.get(format, "-export"))
     with Store(store, read_only=True) as opened:
         path = opened.export(destination, format)
     written(path)

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")
-EXPORT_FORMATS = ("csv", "json", "parquet")
+EXPORT_FORMATS = ("csv", "json", "parquet", "tensorboard", "mlflow")
 METRIC_COLUMNS = ("run_id", "epoch", "layer", "statistic", "value")
 _RUN_COLUMNS = (
     "run_id", "config_hash", "config_json", "label", "status", "error", "diverged_epoch",
@@ -524,6 +524,9 @@ class Store:
         config field, nested values as JSON text) and ``metrics.<ext>``; ``json`` writes one
         document ``{"runs": [...], "metrics": {column: [...]}}``, non-finite values as ``null``.
 
+        ``tensorboard`` writes a folder of TensorBoard event files (a run per folder) and ``mlflow``
+        records every run in the MLflow tracking folder ``path`` (:mod:`initlab.experiments.exports`).
+
         Every file is written atomically, the files of a folder together: a failed export
         leaves the previous one intact.
 
@@ -532,6 +535,10 @@ class Store:
         """
         if format not in EXPORT_FORMATS:
             raise unknown("export format", format, EXPORT_FORMATS)
+        if format in ("tensorboard", "mlflow"):
+            from initlab.experiments import exports
+
+            return exports.to_tensorboard(self, path) if format == "tensorboard" else exports.to_mlflow(self, path)
         if format == "parquet":
             try:
                 import pyarrow

@@ -229,6 +229,46 @@ def test_a_keras_application_nobody_here_wrote(keras):
     assert "vanishing" not in failing  # softmax probabilities are not a signal
 
 
+def test_a_flax_resnet_nobody_here_wrote():
+    # flaxmodels' ResNet18 (pretrained=None: nothing downloaded; `train` is an argument of its
+    # __call__): Flax's own initialization is lecun_normal, a normal truncated at 2 standard
+    # deviations rescaled to variance 1/fan_in, fan_in = kh * kw * c_in, for every Conv and the
+    # Dense head; BatchNorm scales ones, biases zeros.
+    flaxmodels = pytest.importorskip("flaxmodels")
+    model = flaxmodels.ResNet18(output="logits", pretrained=None, num_classes=10)
+    inspection = inspect_model(model, input_shape=(32, 32, 3), batch_size=8)
+    assert all(p.declared is not None and p.declared["agrees"] for p in inspection.params)  # running statistics too
+    trained = [p for p in inspection.params if not p.name.startswith("batch_stats/")]
+    assert len(trained) == 62  # 20 convolutions, 20 BatchNorms (scale, bias), the Dense head (kernel, bias)
+    assert all(p.declared is not None and p.declared["agrees"] for p in trained), [p.name for p in trained]
+    kernels = [p for p in trained if p.name.endswith("/kernel")]
+    assert {p.kind for p in kernels} == {"Conv", "Dense"} and len(kernels) == 21
+    for p in kernels:
+        fan_in = math.prod(p.shape[:-1])
+        n = math.prod(p.shape)
+        # the sample std of n draws: standard error ~ std / sqrt(2 n) (kurtosis of the truncated normal < 3)
+        assert p.std == pytest.approx(1 / math.sqrt(fan_in), abs=4 / math.sqrt(fan_in) / math.sqrt(2 * n)), p.name
+        assert p.declared["spec"] == "flax.lecun_normal"
+    scales = [p for p in trained if p.name.endswith("/scale")]
+    assert len(scales) == 20 and all(p.declared["spec"] == "ones" and p.std == 0 and p.mean == 1 for p in scales)
+    assert inspection.framework == "flax"
+
+
+def test_a_flax_layer_named_by_its_author_is_known_by_its_type():
+    import flax.linen as nn
+
+    class Named(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(8, (3, 3), name="conv1")(x))
+            return nn.Dense(10, name="classifier")(x.reshape((x.shape[0], -1)))
+
+    inspection = inspect_model(Named(), input_shape=(8, 8, 1), batch_size=4)
+    by_name = {p.name: p for p in inspection.params}
+    assert by_name["conv1/kernel"].kind == "Conv" and by_name["conv1/kernel"].declared["spec"] == "flax.lecun_normal"
+    assert by_name["classifier/bias"].kind == "Dense" and by_name["classifier/bias"].declared["spec"] == "zeros"
+
+
 def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():
     # At initialization a fresh BatchNorm in eval mode is the identity; the first step sees batch statistics.
     torch.manual_seed(0)

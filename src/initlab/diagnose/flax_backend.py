@@ -24,8 +24,12 @@ DEFAULTS = {
     ("Conv", "kernel"): "flax.lecun_normal", ("Conv", "bias"): "zeros",
     ("LayerNorm", "scale"): "ones", ("LayerNorm", "bias"): "zeros",
     ("BatchNorm", "scale"): "ones", ("BatchNorm", "bias"): "zeros",
+    ("BatchNorm", "mean"): "zeros", ("BatchNorm", "var"): "ones",  # the running statistics' start (batch_stats)
     ("Embed", "embedding"): "flax.variance_scaling(scale=1.0, mode='fan_in', distribution='normal')",
 }  # fmt: skip
+_CALLED_AS = {"dense": "Dense", "conv": "Conv", "embed": "Embed", "norm": "LayerNorm", "attention": "DenseGeneral",
+              "attention_out": "DenseGeneral"}
+"""A layer kind (:meth:`initlab.nn.flax_model.FlaxModel.layer_kinds`) as the Flax type whose defaults it has."""
 CANDIDATES = ["flax.lecun_normal", "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_uniform",
               "flax.normal(stddev=0.02)", "flax.normal", "zeros", "ones", "orthogonal"]  # fmt: skip
 
@@ -57,9 +61,9 @@ def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, 
     model = as_model(module, tuple(x.shape[1:]))
     x = jnp.asarray(x)
     if params is None:
-        params = model.init(jax.random.key(seed))
+        params = jax.jit(model.init)(jax.random.key(seed))  # one program, not one per eager op (ResNet18: ~400)
     perturbations = model.zero_perturbations(params, x.shape[0])
-    out = model.apply(params, x)
+    out = jax.jit(model.apply)(params, x)
     classes = int(out.shape[-1]) if out.ndim == 2 and out.shape[-1] >= 2 else None
     labels = jax.random.randint(jax.random.key(seed + 1), (x.shape[0],), 0, classes or 1)
 
@@ -69,8 +73,8 @@ def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, 
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(output, labels))
         return 0.5 * jnp.mean(output**2)
 
-    value, (param_grads, perturbation_grads) = jax.value_and_grad(loss, argnums=(0, 1))(params, perturbations)
-    _, layers_out = model.apply_with_intermediates(params, x)
+    value, (param_grads, perturbation_grads) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, perturbations)
+    _, layers_out = jax.jit(lambda p: model.apply_with_intermediates(p, x))(params)
     paths = model.layer_paths()
     grads_by_path = flat_params(perturbation_grads)
     layers = []
@@ -92,10 +96,14 @@ def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, 
             gradient_std=None if gradient is None else float(gradient.std()),
         ))  # fmt: skip
     grads = flat_params(param_grads)
+    # A module named by its author (``name="conv1"``) has no type in its path: the type it was called as.
+    called = {path: _CALLED_AS[kind] for path, kind in model.layer_kinds().items() if kind in _CALLED_AS}
     records = []
     for path, values in flat_params(params).items():
         values = np.asarray(values, np.float64)
         kind, name = _kind(path), path.rsplit("/", 1)[-1]
+        if not any(known == kind for known, _ in DEFAULTS):
+            kind = called.get(path.rsplit("/", 1)[0].removeprefix("batch_stats/"), kind)
         declared = DEFAULTS.get((kind, name))
         shape = tuple(values.shape)
         tested = agreement_with(values, declared, shape) if declared else None

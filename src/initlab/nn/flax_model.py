@@ -128,14 +128,15 @@ class FlaxModel:
 
     def init(self, key: Any) -> Any:
         """The module's own initialization (its ``kernel_init`` and ``bias_init``) from ``key``."""
-        variables = self.module.init(key, jnp.zeros((1, *self.input_shape), jnp.float32))
+        variables = self.module.init(key, jnp.zeros((1, *self.input_shape), jnp.float32), **self._mode(False))
         others = sorted(set(variables) - {"params", *SOWN})
-        if others == [STATE] and _has_train_flag(self.module):
+        if others == [STATE] and _switchable(self.module):
             return {**variables["params"], STATE: variables[STATE]}
         if others:
             raise InitlabError(
                 f"{self.name} keeps state beside its parameters ({', '.join(others)}): initlab trains a module with "
-                f"{STATE} only when it has a 'train' attribute (use_running_average=not train), as initlab's resnet"
+                f"{STATE} only when it has a 'train' attribute or a 'train' argument of __call__ (use_running_average=not "
+                "train), as initlab's resnet"
             )
         return variables["params"]
 
@@ -144,9 +145,13 @@ class FlaxModel:
         """Whether the module keeps BatchNorm statistics (``params[STATE]``), updated by training steps."""
         if "stateful" not in self._cache:
             x = jnp.zeros((1, *self.input_shape), jnp.float32)
-            shapes = jax.eval_shape(lambda key: self.module.init(key, x), jax.random.key(0))
-            self._cache["stateful"] = STATE in shapes and _has_train_flag(self.module)
+            shapes = jax.eval_shape(lambda key: self.module.init(key, x, **self._mode(False)), jax.random.key(0))
+            self._cache["stateful"] = STATE in shapes and _switchable(self.module)
         return self._cache["stateful"]
+
+    def _mode(self, train: bool) -> dict[str, Any]:
+        """``{"train": train}`` for a module whose ``__call__`` takes ``train`` (as many Flax models do), else ``{}``."""
+        return {"train": train} if _call_takes_train(self.module) else {}
 
     def _variables(self, params: Any) -> dict[str, Any]:
         """Flax's variables from initlab's parameters (the statistics kept under ``STATE``)."""
@@ -162,7 +167,7 @@ class FlaxModel:
         """
         if not self.stateful:
             return self.apply(params, x, input_matmul=input_matmul), params
-        output, updated = self.module.apply(self._variables(params), self._batch(x), mutable=[STATE])
+        output, updated = self.module.apply(self._variables(params), self._batch(x), mutable=[STATE], **self._mode(True))
         return output, {**params, STATE: updated[STATE]}
 
     def initialize(self, key: Any, rules: Sequence[Any] = ()) -> tuple[Any, dict[str, str]]:
@@ -224,8 +229,9 @@ class FlaxModel:
 
         A module with state is applied in inference mode (``train=False``: running statistics).
         """
-        module = self.module.clone(train=False) if self.stateful else self.module
-        return module.apply(self._variables(params), self._batch(x))
+        if self.stateful and not _call_takes_train(self.module):
+            return self.module.clone(train=False).apply(self._variables(params), self._batch(x))
+        return self.module.apply(self._variables(params), self._batch(x), **self._mode(False))
 
     def tapped(self, params: Any, x: Any, perturbations: Any = None) -> tuple[Any, dict[str, tuple[Any, Any]]]:
         """The output and, per tapped layer (by path, in call order), its ``(input, pre-activation)``.
@@ -239,7 +245,7 @@ class FlaxModel:
             mutable.append(STATE)
         order: list[str] = []
         with _linen().intercept_methods(_interceptor(order)):
-            output, state = self.module.apply(variables, self._batch(x), mutable=mutable)
+            output, state = self.module.apply(variables, self._batch(x), mutable=mutable, **self._mode(True))
         taps = _flatten(state["taps"])
         # A layer called twice (shared weights) is tapped at its first call.
         return output, {path: (taps[f"{path}/input"][0], taps[f"{path}/preactivation"][0]) for path in dict.fromkeys(order)}
@@ -254,7 +260,9 @@ class FlaxModel:
         """
         if "sown" not in self._cache:  # compiled once (inside a probe's program it is traced as part of it)
             mutable = ["residual", "intermediates", *([STATE] if self.stateful else [])]
-            self._cache["sown"] = jax.jit(lambda p, x: self.module.apply(self._variables(p), self._batch(x), mutable=mutable)[1])
+            self._cache["sown"] = jax.jit(
+                lambda p, x: self.module.apply(self._variables(p), self._batch(x), mutable=mutable, **self._mode(True))[1]
+            )
         state = self._cache["sown"](params, x)
         found: dict[str, Any] = {}
         for name in ("stream_norm", "branch_norm", "skip_norm"):
@@ -282,7 +290,8 @@ class FlaxModel:
         x = jnp.zeros((batch_size, *self.input_shape), jnp.float32)
         with _linen().intercept_methods(_interceptor([])):
             shapes = jax.eval_shape(
-                lambda p: self.module.apply(self._variables(p), x, mutable=["taps", "perturbations", STATE])[1]["perturbations"],
+                lambda p: self.module.apply(self._variables(p), x, mutable=["taps", "perturbations", STATE],
+                                            **self._mode(True))[1]["perturbations"],
                 params,
             )
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
@@ -354,6 +363,22 @@ def _has_train_flag(module: Any) -> bool:
     import dataclasses
 
     return any(f.name == "train" for f in dataclasses.fields(module))
+
+
+def _call_takes_train(module: Any) -> bool:
+    """Whether ``module.__call__`` has a ``train`` argument (and no ``train`` attribute, which initlab's modules use)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(type(module).__call__).parameters
+    except (TypeError, ValueError):
+        return False
+    return "train" in parameters and not _has_train_flag(module)
+
+
+def _switchable(module: Any) -> bool:
+    """Whether initlab can apply ``module`` in training and in inference mode (BatchNorm's two behaviours)."""
+    return _has_train_flag(module) or _call_takes_train(module)
 
 
 def as_model(model: Any, input_shape: tuple[int, ...]) -> FlaxModel:

@@ -27,6 +27,7 @@ from initlab.reproduce import (
     pennington2017,
     saxe2014,
     schoenholz2017,
+    wang2022,
     xiao2018,
     yang2022,
     zhang2019,
@@ -179,6 +180,9 @@ def small(monkeypatch):
     monkeypatch.setattr(zhang2019, "TRAIN_WIDTH", 8)
     monkeypatch.setattr(zhang2019, "EPOCHS", 1)
     monkeypatch.setattr(zhang2019, "SEEDS", (0,))
+    monkeypatch.setattr(wang2022, "DEPTHS", (1, 2))
+    monkeypatch.setattr(wang2022, "STEPS", 2)
+    monkeypatch.setattr(wang2022, "SEEDS", (0,))
     monkeypatch.setattr(yang2022, "WIDTHS", (16, 32))
     monkeypatch.setattr(yang2022, "LOG2_RATES", (-8, -7))
     monkeypatch.setattr(yang2022, "SEEDS", (0,))
@@ -244,7 +248,8 @@ def test_reproduce_all_and_list(small, tmp_path):
     html = (tmp_path / "report.html").read_text()
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
                     "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018",
-                    "Schoenholz et al. 2017", "Zhang et al. 2019"):
+                    "Schoenholz et al. 2017", "Zhang et al. 2019",
+                    "Wang et al. 2022"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
         assert len(store.runs()) == 4 + 8 + 2 + 3  # he2015's, mishkin2016's, schoenholz2017's and zhang2019's runs, beside the documents

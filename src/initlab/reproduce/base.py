@@ -162,7 +162,7 @@ def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: lis
 REPRODUCTIONS: dict[str, Reproduction] = {}
 PAPERS = (
     "glorot2010", "saxe2014", "he2015", "mishkin2016", "schoenholz2017", "pennington2017", "hanin2018", "xiao2018",
-    "zhang2019", "yang2022",
+    "zhang2019", "wang2022", "yang2022",
 )  # fmt: skip
 """The paper reproductions' modules, in the order ``reproduce all`` runs them."""
 

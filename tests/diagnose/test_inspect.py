@@ -269,6 +269,34 @@ def test_a_flax_layer_named_by_its_author_is_known_by_its_type():
     assert by_name["classifier/bias"].kind == "Dense" and by_name["classifier/bias"].declared["spec"] == "zeros"
 
 
+def test_keras_weight_gradients_and_update_ratios_match_the_closed_form(keras):
+    # One softmax Dense layer, cross-entropy against the inspection's labels: dL/dW = x^T (p - y) / n,
+    # dL/db = mean(p - y); k SGD steps of that in NumPy give the update-to-weight ratio.
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="softmax")])
+    x = np.random.default_rng(2).standard_normal((8, 5)).astype(np.float32)
+    kernel0, bias0 = (w.astype(np.float64) for w in model.get_weights())
+    inspection = inspect_model(model, x, steps=3, learning_rate=0.5, seed=0)
+    labels = np.random.default_rng(0).integers(0, 4, 8)  # the inspection's random labels (seed 0)
+    targets = np.eye(4)[labels]
+    kernel, bias, gradients = kernel0.copy(), bias0.copy(), []
+    for _ in range(3):
+        logits = x @ kernel + bias
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g_kernel, g_bias = x.T @ (p - targets) / 8, (p - targets).mean(0)
+        gradients.append((g_kernel, g_bias))
+        kernel, bias = kernel - 0.5 * g_kernel, bias - 0.5 * g_bias
+    by_name = {p.name.rsplit("/", 1)[-1]: p for p in inspection.params}
+    assert by_name["kernel"].gradient_std == pytest.approx(gradients[0][0].std(), rel=1e-4)
+    assert by_name["bias"].gradient_std == pytest.approx(gradients[0][1].std(), rel=1e-4)
+    expected = np.linalg.norm(kernel - kernel0) / np.linalg.norm(kernel0)
+    assert by_name["kernel"].update_ratio == pytest.approx(expected, rel=1e-4)
+    assert math.isnan(by_name["bias"].update_ratio)  # zero bias: no ratio
+    np.testing.assert_array_equal(model.get_weights()[0], kernel0.astype(np.float32))  # the model is left as given
+    assert inspection.steps == 3
+
+
 def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():
     # At initialization a fresh BatchNorm in eval mode is the identity; the first step sees batch statistics.
     torch.manual_seed(0)

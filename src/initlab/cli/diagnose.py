@@ -130,7 +130,7 @@ def inspect(
     data: Data = None,
     batch: Batch = 8,
     input_law: InputLaw = "normal",
-    steps: Annotated[int, typer.Option(help="SGD steps before measuring update-to-weight ratios (PyTorch).")] = 0,
+    steps: Annotated[int, typer.Option(help="SGD steps before measuring update-to-weight ratios (PyTorch; Keras on JAX).")] = 0,
     learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate of those steps.")] = 0.01,
     seed: Seed = 0,
     html: Annotated[Optional[Path], typer.Option(help="Also write the inspection as an HTML report section.")] = None,

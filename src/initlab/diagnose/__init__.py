@@ -55,7 +55,7 @@ def inspect_model(
 
     Args:
         batch: the inputs, an array (else random data of ``input_law`` and per-example ``input_shape``).
-        steps: SGD updates (PyTorch) after which the update-to-weight ratios are measured.
+        steps: SGD updates (PyTorch; Keras on its JAX backend) after which the update-to-weight ratios are measured.
 
     Raises:
         InitlabError: no inputs, an unknown input law, or a model that fails on them (one line).
@@ -87,12 +87,13 @@ def inspect_model(
             tensor = torch.from_numpy(np.ascontiguousarray(batch))
             return inspect_torch(model, tensor, target=name, inputs=inputs, steps=steps, learning_rate=learning_rate,
                                  seed=seed)  # fmt: skip
-        if steps:
-            raise InitlabError(f"--steps is measured for PyTorch models in this version, not {framework}")
         if framework == "keras":
             from initlab.diagnose.keras_backend import inspect_keras
 
-            return inspect_keras(model, batch, target=name, inputs=inputs, seed=seed)
+            return inspect_keras(model, batch, target=name, inputs=inputs, seed=seed, steps=steps,
+                                 learning_rate=learning_rate)  # fmt: skip
+        if steps:
+            raise InitlabError(f"--steps is measured for PyTorch and Keras models in this version, not {framework}")
         from initlab.diagnose.flax_backend import inspect_flax
 
         module, params = model if isinstance(model, tuple) else (model, None)

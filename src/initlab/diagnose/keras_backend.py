@@ -5,7 +5,10 @@ Keras layers carry their initializers (``kernel_initializer``, ``bias_initialize
 object's class and configuration, as an initlab spec (initlab's Keras initializers are Keras's),
 tested against the weight's values. Activations come from a sub-model whose outputs are every
 layer's, in training mode (moving statistics restored); the initial loss is the cross-entropy of the output against random labels (softmax
-outputs are probabilities, others logits). Gradients are not measured for Keras models yet.
+outputs are probabilities, others logits). On Keras's JAX backend (the one ``initlab inspect`` sets)
+the gradient of that loss with respect to every trainable weight comes from ``jax.grad`` over the
+model's ``stateless_call``, and ``steps`` SGD updates from it give the update-to-weight ratios;
+the model itself is never changed. Gradients with respect to layer outputs are not measured.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from initlab.diagnose.core import SATURATION, Inspection, LayerRecord, ParamRecord
 from initlab.diagnose.laws import agreement_with, best_law, fitted_family
+from initlab.errors import InitlabError
 
 CANDIDATES = ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
               "zeros", "ones", "random_uniform(minval=-0.05, maxval=0.05)", "orthogonal"]  # fmt: skip
@@ -45,15 +49,51 @@ def _activation(layer: Any) -> str | None:
     return name if name in ("relu", "tanh", "sigmoid", "softmax", "gelu", "silu", "elu") else None
 
 
-def inspect_keras(model: Any, x: Any, *, target: str, inputs: str, seed: int = 0) -> Inspection:
+def inspect_keras(model: Any, x: Any, *, target: str, inputs: str, seed: int = 0, steps: int = 0,
+                  learning_rate: float = 0.01) -> Inspection:  # fmt: skip
     import warnings
 
     with warnings.catch_warnings():  # Keras warns about its input structure when called on arrays
         warnings.simplefilter("ignore", UserWarning)
-        return _inspect(model, x, target=target, inputs=inputs, seed=seed)
+        return _inspect(model, x, target=target, inputs=inputs, seed=seed, steps=steps, learning_rate=learning_rate)
 
 
-def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Inspection:
+def _weight_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: bool, steps: int,
+                      learning_rate: float) -> tuple[dict[int, float], dict[int, float]]:  # fmt: skip
+    """By ``id`` of each trainable weight: the std of the loss's gradient, and the update ratio after ``steps``.
+
+    JAX backend only (``jax.grad`` over ``stateless_call``); the model's own variables are not touched.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [jnp.asarray(v.value) for v in model.trainable_variables]
+    fixed = [jnp.asarray(v.value) for v in model.non_trainable_variables]
+    x, labels = jnp.asarray(x), jnp.asarray(labels)
+
+    def loss(weights):
+        out, _ = model.stateless_call(weights, fixed, x, training=True)
+        log_p = jnp.log(jnp.clip(out, 1e-7, 1.0)) if probabilities else jax.nn.log_softmax(out, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
+
+    gradient = jax.jit(jax.grad(loss))
+    first = gradient(trainable)
+    stds = {id(v): float(jnp.std(g)) for v, g in zip(model.trainable_variables, first)}
+    ratios: dict[int, float] = {}
+    if steps:
+        weights, grads = trainable, first
+        for step in range(steps):
+            weights = [w - learning_rate * g for w, g in zip(weights, grads)]
+            if step + 1 < steps:
+                grads = gradient(weights)
+        for v, w, w0 in zip(model.trainable_variables, weights, trainable):
+            norm = float(jnp.linalg.norm(w0))
+            ratios[id(v)] = float(jnp.linalg.norm(w - w0)) / norm if norm > 0 else float("nan")
+    return stds, ratios
+
+
+def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: int = 0,
+             learning_rate: float = 0.01) -> Inspection:  # fmt: skip
     import keras
 
     # Training mode (BatchNormalization on the batch's statistics, as the first step sees it); the
@@ -81,6 +121,19 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Insp
         layers.append(LayerRecord(name=layer.name, kind=type(layer).__name__, activation=activation,
                                   output_shape=list(values.shape), mean=float(values.mean()), std=float(values.std()),
                                   dead_fraction=dead, saturated_fraction=saturated))  # fmt: skip
+    classes = int(outputs.shape[-1]) if outputs.ndim == 2 and outputs.shape[-1] >= 2 else None
+    labels = np.random.default_rng(seed).integers(0, classes, len(outputs)) if classes else None
+    probabilities = _activation(model.layers[-1]) == "softmax"
+    gradient_stds: dict[int, float] = {}
+    ratios: dict[int, float] = {}
+    notes = ["gradients with respect to layer outputs are not measured for Keras models"]
+    if classes and keras.backend.backend() == "jax":
+        gradient_stds, ratios = _weight_gradients(model, x, labels, probabilities, steps, learning_rate)
+    elif steps or classes:
+        if steps:
+            raise InitlabError(f"--steps for a Keras model needs Keras's JAX backend (KERAS_BACKEND=jax), not "
+                               f"{keras.backend.backend()}")  # fmt: skip
+        notes.append(f"weight gradients are measured on Keras's JAX backend only (this one: {keras.backend.backend()})")
     params = []
     for layer in model.layers:
         for weight in layer.weights:
@@ -100,12 +153,11 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Insp
                 mean=float(values.mean()), std=float(values.std()), declared=agreement,
                 identified=None if identified is None else identified.to_dict(),
                 family=None if identified is not None else fitted_family(values),
+                gradient_std=gradient_stds.get(id(weight)), update_ratio=ratios.get(id(weight)),
             ))  # fmt: skip
-    classes = int(outputs.shape[-1]) if outputs.ndim == 2 and outputs.shape[-1] >= 2 else None
     loss = None
     if classes:
-        labels = np.random.default_rng(seed).integers(0, classes, len(outputs))
-        if _activation(model.layers[-1]) == "softmax":
+        if probabilities:
             log_p = np.log(np.clip(outputs, 1e-7, 1.0))
         else:
             shifted = outputs - outputs.max(axis=1, keepdims=True)
@@ -114,8 +166,7 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int) -> Insp
     return Inspection(
         target=target, framework="keras", inputs=inputs, batch=int(len(x)), layers=layers, params=params, loss=loss,
         loss_kind="cross_entropy" if classes else None, classes=classes,
-        logit_std=float(outputs.std()) if classes else None,
-        notes=["gradients are not measured for Keras models in this version"],
+        logit_std=float(outputs.std()) if classes else None, steps=steps, notes=notes,
     )  # fmt: skip
 
 

@@ -297,6 +297,24 @@ def test_keras_weight_gradients_and_update_ratios_match_the_closed_form(keras):
     assert inspection.steps == 3
 
 
+def test_mean_field_theory_beside_a_keras_stack(keras):
+    # 784-1024(tanh)-1024(relu)-1024(sigmoid)-10(softmax), Keras's defaults: each hidden Dense
+    # output's mean square against E[phi(sqrt(q^l) z)^2] from the measured sigma_w^2, sigma_b^2.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(1024, activation="tanh"),
+                              keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1024, activation="sigmoid"),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    inspection = inspect_model(model, input_shape=(784,), batch_size=256, input_law="uniform")
+    hidden = inspection.layers[:3]
+    for layer in hidden:  # width 1024: one draw's fluctuation is a few percent
+        assert layer.second_moment == pytest.approx(layer.predicted_second_moment, rel=0.1), layer.name
+    assert inspection.layers[3].predicted_second_moment is None  # softmax is not elementwise
+    convolutional = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                                      keras.layers.Dense(2)])  # fmt: skip
+    assert all(layer.predicted_second_moment is None
+               for layer in inspect_model(convolutional, input_shape=(8, 8, 1), batch_size=4).layers)  # fmt: skip
+
+
 def test_normalization_sees_the_batch_and_its_running_statistics_are_put_back():
     # At initialization a fresh BatchNorm in eval mode is the identity; the first step sees batch statistics.
     torch.manual_seed(0)

@@ -49,6 +49,45 @@ def _activation(layer: Any) -> str | None:
     return name if name in ("relu", "tanh", "sigmoid", "softmax", "gelu", "silu", "elu") else None
 
 
+THEORY_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu", "silu": "swish",
+                      "swish": "swish", "softplus": "softplus", "softsign": "softsign", "elu": "elu", "selu": "selu",
+                      "linear": "linear"}  # fmt: skip
+"""Keras activations (by function name) whose mean-field maps initlab computes, as initlab specs."""
+
+
+def _predict(model: Any, layers_with_outputs: list[Any], x: np.ndarray, records: list[LayerRecord]) -> None:
+    """Mean-field predictions of each Dense layer's output mean square, where the model is a plain stack.
+
+    A stack: only ``Dense`` layers on 2-D inputs, each with an elementwise activation of
+    :data:`THEORY_ACTIVATIONS` (the last may be softmax, then not predicted). With each layer's
+    measured ``sigma_w^2 = fan_in E[W^2]`` and ``sigma_b^2 = E[b^2]``: the pre-activation's
+    ``q^1 = sigma_w^2 mean(x^2) + sigma_b^2``, ``q^{l+1} = sigma_w^2 E[phi_l(sqrt(q^l) z)^2] + sigma_b^2``;
+    a layer's output (after its activation) has mean square ``E[phi_l(sqrt(q^l) z)^2]``.
+    """
+    import keras
+
+    from initlab.mean_field._numerics import moments, resolve
+
+    if x.ndim != 2 or not layers_with_outputs or not all(isinstance(layer, keras.layers.Dense) for layer in layers_with_outputs):
+        return
+    names = [getattr(layer.activation, "__name__", None) for layer in layers_with_outputs]
+    if any(name not in THEORY_ACTIVATIONS for name in names[:-1]) or names[-1] not in (*THEORY_ACTIVATIONS, "softmax"):
+        return
+    q_input, previous = float(np.mean(np.square(x, dtype=np.float64))), None
+    for layer, name, record in zip(layers_with_outputs, names, records):
+        kernel = np.asarray(layer.kernel.numpy(), np.float64)
+        sigma_w2 = float(np.mean(kernel**2)) * kernel.shape[0]
+        sigma_b2 = float(np.mean(np.asarray(layer.bias.numpy(), np.float64) ** 2)) if layer.use_bias else 0.0
+        if previous is None:
+            q = sigma_w2 * q_input + sigma_b2
+        else:
+            q = sigma_w2 * float(moments(np.array([q]), resolve(THEORY_ACTIVATIONS[previous]))[0][0]) + sigma_b2
+        if name == "softmax":
+            return
+        record.predicted_second_moment = float(moments(np.array([q]), resolve(THEORY_ACTIVATIONS[name]))[0][0])
+        previous = name
+
+
 def inspect_keras(model: Any, x: Any, *, target: str, inputs: str, seed: int = 0, steps: int = 0,
                   learning_rate: float = 0.01) -> Inspection:  # fmt: skip
     import warnings
@@ -120,7 +159,9 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: 
             saturated = float(np.mean((values < low) | (values > high)))
         layers.append(LayerRecord(name=layer.name, kind=type(layer).__name__, activation=activation,
                                   output_shape=list(values.shape), mean=float(values.mean()), std=float(values.std()),
-                                  dead_fraction=dead, saturated_fraction=saturated))  # fmt: skip
+                                  dead_fraction=dead, saturated_fraction=saturated,
+                                  second_moment=float(np.mean(values**2))))  # fmt: skip
+    _predict(model, layers_with_outputs, np.asarray(x), layers)
     classes = int(outputs.shape[-1]) if outputs.ndim == 2 and outputs.shape[-1] >= 2 else None
     labels = np.random.default_rng(seed).integers(0, classes, len(outputs)) if classes else None
     probabilities = _activation(model.layers[-1]) == "softmax"

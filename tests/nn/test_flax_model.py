@@ -161,6 +161,27 @@ def test_bad_models_are_one_clear_error(make, fragment):
         make()
 
 
+def test_a_module_taking_train_as_an_argument_trains_its_batchnorm_and_is_evaluated_on_running_statistics():
+    # As flaxmodels' and many Flax examples' modules: __call__(x, train=True), BatchNorm(use_running_average=not train).
+    class CallArgument(linen.Module):
+        @linen.compact
+        def __call__(self, x, train: bool = True):
+            x = linen.BatchNorm(use_running_average=not train, momentum=0.9)(linen.Dense(16)(x))
+            return linen.softmax(linen.Dense(10)(linen.relu(x)))
+
+    data = learnable_dataset(train=128, test=32)
+    model = FlaxModel(CallArgument(), (data.input_dim,))
+    assert model.stateful
+    result = initlab.train(dataclasses.replace(CONFIG, epochs=2), dataset=data, model=model)
+    statistics = result.params["batch_stats"]["BatchNorm_0"]
+    assert float(jax.numpy.abs(statistics["mean"]).max()) > 0  # moved by training batches
+    x = data.features("test")[:8]
+    # inference mode reads the running statistics: the same as BatchNorm applied with them by hand
+    expected = CallArgument().apply({"params": {k: v for k, v in result.params.items() if k != "batch_stats"},
+                                     "batch_stats": result.params["batch_stats"]}, x, train=False)  # fmt: skip
+    np.testing.assert_allclose(model.apply(result.params, x), expected, rtol=1e-6)
+
+
 def test_state_beside_parameters_and_the_sparse_matmul_are_refused_clearly():
     class WithBatchNorm(linen.Module):
         @linen.compact

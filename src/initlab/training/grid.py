@@ -163,7 +163,8 @@ def module_bytes(model: Any, batch_size: int, validation_batch: int) -> int:
     parameters = sum(leaf.size for leaf in jax.tree.leaves(params))
     x = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)
     def forward(p: Any, x: Any) -> Any:
-        return model.module.apply(model._variables(p), x, capture_intermediates=True, mutable=True)[1]["intermediates"]
+        return model.module.apply(model._variables(p), x, capture_intermediates=True, mutable=True,
+                                  **model._mode(True))[1]["intermediates"]
 
     per_example = sum(leaf.size for leaf in jax.tree.leaves(jax.eval_shape(forward, params, x))) + int(np.prod(model.input_shape))
     return 4 * (6 * parameters + 3 * batch_size * per_example + validation_batch * per_example)

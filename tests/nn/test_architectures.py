@@ -205,3 +205,34 @@ def test_attention_statistics_of_a_causal_transformer(getkey):
     drawn, _ = model.initialize(getkey())
     stats = block_statistics(model.sown(drawn, x))
     assert np.all(np.asarray(stats["attention_entropy"]) < expected) and np.all(np.asarray(stats["attention_logit_std"]) > 0)
+
+
+def test_depth_mup_keeps_the_residual_stream_bounded_in_depth_as_mean_field_says():
+    # Branches times 1/sqrt(L) (Depth-muP): with He kernels and no normalization the stream's mean square
+    # tends to a finite limit as L grows (the mean-field recursion x <- relu(x + sqrt(2q/L) z)), where the
+    # default's grows exponentially (zhang2019: e^0.87 per block).
+    import math
+
+    import jax
+
+    from initlab import data
+    from initlab.nn.model_specs import build_architecture
+    from initlab.reproduce.zhang2019 import mean_field_growth
+    from initlab.training.config import TrainConfig
+
+    images = data.load("mnist").features("test")[:64]
+
+    def growth(spec: str, draws: int) -> float:
+        model = build_architecture(spec, (784,), 10)
+        rules = TrainConfig(architecture=spec, kernel_initializer="he_normal").rules()
+        ratios = []
+        for seed in range(draws):  # one compiled program for every draw
+            sown = model.sown(model.initialize(jax.random.key(seed), rules)[0], images)
+            ratios.append(float(np.mean(sown["stream_norm"][-1] ** 2) / np.mean(sown["skip_norm"][0] ** 2)))
+        return float(np.mean(ratios))
+
+    deep = growth("resmlp(depth=64, width=256, norm='none', scheme='depth_mup')", 3)
+    predicted = mean_field_growth(64, samples=400_000, branch_scale=1 / math.sqrt(64))[-1]
+    assert deep == pytest.approx(predicted, rel=0.2)  # 64 blocks of width 256: a few draws' spread
+    assert predicted < 10
+    assert growth("resmlp(depth=16, width=256, norm='none')", 1) > 1e4

@@ -20,6 +20,13 @@ The schemes, with their papers' constants (``L`` residual branches of ``m = 2`` 
   Function in Deep Networks"): ``x + alpha * f(x)``, the scalar ``alpha`` zero at initialization.
 - ``rezero`` (Bachlechner et al. 2021, "ReZero is All You Need"): the same zero-initialized
   residual gain, with normalization removed (``norm='none'``).
+- ``depth_mup`` (Yang, Yu, Zhu & Hayou 2023, "Tensor Programs VI: Feature Learning in
+  Infinite-Depth Neural Networks", Depth-muP; Bordelon et al. 2023, "Depthwise Hyperparameter
+  Transfer in Residual Networks"): every branch multiplied by ``1/sqrt(L)`` in the forward pass
+  (a multiplier, not an initialization scale: its gradients are scaled too), the layers' own
+  initialization kept. With SGD the learning rate then transfers across depth; with Adam the
+  paper also scales the hidden weights' learning rate by ``1/sqrt(L)``, which initlab's
+  optimizer specs do not do here.
 
 Every network states its initialization (:class:`~initlab.nn.architecture.Architecture`):
 ``default`` is Flax's defaults (``lecun_normal`` kernels, zero biases; ``--defaults`` changes
@@ -39,7 +46,7 @@ from initlab.nn.architecture import Architecture, SpatialTrace, image_shape, rms
 PADDINGS = ("same", "valid")
 POOLINGS = ("max", "average", "none")
 NORMS = ("batch", "layer", "none")
-RESIDUAL_SCHEMES = ("default", "fixup", "skipinit", "rezero")
+RESIDUAL_SCHEMES = ("default", "fixup", "skipinit", "rezero", "depth_mup")
 
 BATCH_NORM = {"keras": (0.99, 1e-3), "torch": (0.9, 1e-5), "flax": (0.99, 1e-5)}
 """``(momentum, epsilon)`` of each framework's BatchNorm, in Flax's convention (the running
@@ -132,6 +139,7 @@ def _modules() -> dict[str, type]:
         scheme: str
         activation: str
         train: bool = True
+        branch_scale: float = 1.0
 
         @linen.compact
         def __call__(self, x: Any) -> Any:
@@ -155,7 +163,7 @@ def _modules() -> dict[str, type]:
                 h = h * self.param("multiplier", linen.initializers.ones, (1,)) + bias("bias_1b")
             elif self.scheme in ("skipinit", "rezero"):
                 h = h * self.param("residual_gain", zeros, ())
-            return h
+            return h * self.branch_scale if self.branch_scale != 1.0 else h
 
     class ResNet(linen.Module):
         depth: int
@@ -168,6 +176,7 @@ def _modules() -> dict[str, type]:
         output_activation: str
         classes: int
         train: bool = True
+        branch_scale: float = 1.0
 
         @linen.compact
         def __call__(self, x: Any) -> Any:
@@ -180,7 +189,7 @@ def _modules() -> dict[str, type]:
             x = act(_apply_norm(_normalization(self.norm, self.framework, "stem_norm"), x, self.train))
             for index in range(self.depth):
                 branch = ResidualBlock(self.width, self.dense, self.norm, self.framework, self.scheme, self.activation,
-                                       self.train, name=f"block_{index}")(x)
+                                       self.train, self.branch_scale, name=f"block_{index}")(x)
                 self.sow("residual", "branch_norm", rms(branch))
                 self.sow("residual", "skip_norm", rms(x))
                 x = act(x + branch)
@@ -258,6 +267,7 @@ def residual(
     module = _modules()["ResNet"](
         depth=depth, width=width, dense=dense, norm=norm, framework=framework or "flax", scheme=scheme,
         activation=_activation(activation), output_activation=_activation(output_activation), classes=classes,
+        branch_scale=1 / math.sqrt(depth) if scheme == "depth_mup" else 1.0,
     )
     own_rules, multipliers = (), ()
     if scheme == "fixup":

@@ -123,14 +123,14 @@ def _residual(model: str, depth: int, width: int, norm: str, scheme: str, activa
 @models.register("resnet")
 def resnet(depth: int = 8, width: int = 16, norm: str = "batch", scheme: str = "default", activation: str = "relu",
            output_activation: str = "softmax") -> ModelSpec:
-    """A 3x3 stem, depth basic blocks x + conv-norm-act-conv-norm of one width, global average pool, Dense; schemes fixup, skipinit, rezero."""
+    """A 3x3 stem, depth basic blocks x + conv-norm-act-conv-norm of one width, global average pool, Dense; schemes fixup, skipinit, rezero, depth_mup."""
     return _residual("resnet", depth, width, norm, scheme, activation, output_activation)
 
 
 @models.register("resmlp", aliases=("residual_mlp",))
 def resmlp(depth: int = 8, width: int = 256, norm: str = "none", scheme: str = "default", activation: str = "relu",
            output_activation: str = "softmax") -> ModelSpec:
-    """A Dense stem, depth residual blocks x + Dense-norm-act-Dense-norm, Dense output; schemes fixup, skipinit, rezero."""
+    """A Dense stem, depth residual blocks x + Dense-norm-act-Dense-norm, Dense output; schemes fixup, skipinit, rezero, depth_mup."""
     return _residual("resmlp", depth, width, norm, scheme, activation, output_activation)
 
 

@@ -50,14 +50,17 @@ NETWORKS = {
 }
 
 
-def mean_field_growth(depth: int, samples: int = 1_000_000, seed: int = 0) -> np.ndarray:
-    """``q_l / q_0`` for ``l = 1..depth`` of ``x <- relu(x + sqrt(2 q) z)`` from ``x_0 = relu(z)`` (He branches)."""
+def mean_field_growth(depth: int, samples: int = 1_000_000, seed: int = 0, branch_scale: float = 1.0) -> np.ndarray:
+    """``q_l / q_0`` for ``l = 1..depth`` of ``x <- relu(x + c sqrt(2 q) z)`` from ``x_0 = relu(z)``.
+
+    He branches (``sigma_1^2 = sigma_2^2 = 2``) times ``c = branch_scale`` (Depth-muP: ``1/sqrt(L)``).
+    """
     rng = np.random.default_rng(seed)
     x = np.maximum(rng.standard_normal(samples), 0.0)
     q0, growth = float(np.mean(x * x)), []
     for _ in range(depth):
         q = float(np.mean(x * x))
-        x = np.maximum(x + math.sqrt(2 * q) * rng.standard_normal(samples), 0.0)
+        x = np.maximum(x + branch_scale * math.sqrt(2 * q) * rng.standard_normal(samples), 0.0)
         growth.append(float(np.mean(x * x)) / q0)
     return np.array(growth)
 

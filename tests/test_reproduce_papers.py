@@ -143,8 +143,14 @@ def test_bad_draw_arguments_are_one_line_errors(kwargs, message):
 
 
 @pytest.fixture
-def small(monkeypatch):
-    """The reproductions at a few seconds' size: the same code, smaller constants."""
+def small(monkeypatch, tmp_path_factory):
+    """The reproductions at a few seconds' size: the same code, smaller constants, training on 512 images."""
+    rng = np.random.default_rng(0)
+    images = tmp_path_factory.mktemp("data") / "small_mnist.npz"
+    np.savez(images, x_train=rng.integers(0, 256, (512, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 512).astype(np.uint8),
+             x_test=rng.integers(0, 256, (128, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, 128).astype(np.uint8))  # fmt: skip
+    monkeypatch.setattr(base, "DATA_FILE", str(images))
     monkeypatch.setattr(hanin2018, "WIDTHS", (32,))
     monkeypatch.setattr(hanin2018, "DEPTHS", (2, 4))
     monkeypatch.setattr(hanin2018, "MIXED", (32, 64))
@@ -165,7 +171,7 @@ def small(monkeypatch):
     monkeypatch.setattr(pennington2017, "DEPTH", 3)
     monkeypatch.setattr(pennington2017, "SAMPLES", 2)
     monkeypatch.setattr(schoenholz2017, "WIDTH", 8)
-    monkeypatch.setattr(schoenholz2017, "DEPTHS", (12,))
+    monkeypatch.setattr(schoenholz2017, "DEPTHS", (3,))
     monkeypatch.setattr(schoenholz2017, "SIGMA_W2", (1.0, 1.75))
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))

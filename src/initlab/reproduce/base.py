@@ -138,12 +138,22 @@ class ReproductionResult:
         }  # fmt: skip
 
 
+DATA_FILE: str | None = None
+"""The MNIST file (Keras's ``mnist.npz`` layout) the papers' training runs read; ``None``: the shipped
+one. The pipeline's tests point it at a few hundred generated images."""
+
+
 def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: list[Any]) -> dict[str, dict[int, float]]:
     """Train ``configs`` (run ``i`` is ``runs[i] = (name, seed)``) into the reproduction's store, finished
     runs reused, and return their final validation accuracies by name, then seed (NaN: diverged)."""
+    import dataclasses
+
     from initlab.experiments.executors import run_configs
     from initlab.experiments.store import Store
     from initlab.training.config import TrainConfig
+
+    if DATA_FILE is not None:
+        configs = [dataclasses.replace(config, data_file=DATA_FILE) for config in configs]
 
     labels = [f"{context.folder.name}: {name}" for name, _ in runs]
     run_configs(configs, context.store, labels=labels, progress=lambda done, total: context.stage("training", done, total))

@@ -163,6 +163,8 @@ def small(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(he2015, "EPOCHS", 1)
     monkeypatch.setattr(glorot2010, "WIDTH", 64)
     monkeypatch.setattr(glorot2010, "BATCH", 64)
+    monkeypatch.setattr(glorot2010, "SATURATION_WIDTH", 16)
+    monkeypatch.setattr(glorot2010, "SATURATION_EPOCHS", 2)
     monkeypatch.setattr(mishkin2016, "DEPTH", 3)
     monkeypatch.setattr(mishkin2016, "WIDTH", 16)
     monkeypatch.setattr(mishkin2016, "HELD_OUT", 100)
@@ -258,7 +260,7 @@ def test_reproduce_all_and_list(small, tmp_path):
                     "Wang et al. 2022"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
-        assert len(store.runs()) == 4 + 8 + 2 + 3  # he2015's, mishkin2016's, schoenholz2017's and zhang2019's runs, beside the documents
+        assert len(store.runs()) == 1 + 4 + 8 + 2 + 3  # glorot2010's Figure 2, he2015's, mishkin2016's, schoenholz2017's and zhang2019's runs, beside the documents
         assert store.document("reproduction:he2015") is not None
     # the statuses the small sizes give are what they are; the exit status says whether all passed
     assert result.exit_code == (0 if document["passed"] else 1)

@@ -92,7 +92,8 @@ def files(tmp_path_factory) -> Path:
     (folder / "binary.toml").write_bytes(b"\xff\xfe\x00\x01" * 10)
     (folder / "models.py").write_text(
         "import torch\n\ndef mlp():\n    return torch.nn.Sequential(torch.nn.Linear(4, 3))\n\n"
-        "def broken():\n    raise RuntimeError('no model today')\n\nNOT_A_MODEL = 3\n"
+        "def broken():\n    raise RuntimeError('no model today')\n\nNOT_A_MODEL = 3\n\n"
+        "def flax_dense():\n    import flax.linen\n    return flax.linen.Dense(3)\n"
     )
     (folder / "crashes_on_import.py").write_text("raise ValueError('bad module')\n")
     return folder
@@ -269,6 +270,9 @@ CASES = [
     ("export {garbage.sqlite}", "not a SQLite database"),
     ("export missing.sqlite", "not found"),
     ("export --format xml {store.sqlite}", "unknown export format"),
+    ("export --format tensorbord {store.sqlite}", "tensorboard"),
+    ("export --format tensorboard --out {text.txt} {store.sqlite}", "is a file"),
+    ("export --format mlflow --out {text.txt} {store.sqlite}", "is a file"),
     ("export --out {text.txt} {store.sqlite}", "is a file"),
     ("export --format json --out {a_folder} {store.sqlite}", "is a folder"),
     ("report {empty.sqlite}", "empty file"),
@@ -360,6 +364,7 @@ CASES = [
     ("inspect {models.py}:mlp --input-shape 4 --input-law tokens", "vocabulary"),
     ("inspect {models.py}:mlp --input-shape 4 --batch 0", "batch size"),
     ("inspect {models.py}:mlp --input-shape 4 --steps -1", "steps"),
+    ("inspect {models.py}:flax_dense --input-shape 4 --steps 2", "PyTorch and Keras models"),
     ("inspect {models.py}:mlp --input-shape 4 --lr 0", "--lr"),
     ("inspect {models.py}:mlp --input-shape 4 --html x.gif", ".html"),
     ("inspect {models.py}:mlp --input-shape 4 --html {text.txt}/x.html", "is a file"),
@@ -393,6 +398,7 @@ CASES = [
     ("train --model \"transformer(scheme='tfixup', norm='pre')\" --dataset modular_addition", "norm='none'"),
     ("train --model \"transformer(scheme='fix')\"", "scheme"),
     ("train --model \"resnet(scheme='fixup')\"", "norm='none'"),
+    ("train --model \"resmlp(scheme='depth_mu')\"", "depth_mup"),
     ("train --model \"resnet(norm='group')\"", "norm"),
     ("train --model resnet() --hidden 32", "not both"),
     ("train --model resnet() --parametrization mup --base-width 16", "sp"),

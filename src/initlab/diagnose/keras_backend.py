@@ -67,21 +67,19 @@ def _predict(model: Any, layers_with_outputs: list[Any], x: np.ndarray, records:
     import keras
 
     from initlab.mean_field._numerics import moments, resolve
+    from initlab.mean_field.theory import variance_map
 
     if x.ndim != 2 or not layers_with_outputs or not all(isinstance(layer, keras.layers.Dense) for layer in layers_with_outputs):
         return
     names = [getattr(layer.activation, "__name__", None) for layer in layers_with_outputs]
     if any(name not in THEORY_ACTIVATIONS for name in names[:-1]) or names[-1] not in (*THEORY_ACTIVATIONS, "softmax"):
         return
-    q_input, previous = float(np.mean(np.square(x, dtype=np.float64))), None
+    q, previous = float(np.mean(np.square(x, dtype=np.float64))), "linear"  # the inputs, through no activation
     for layer, name, record in zip(layers_with_outputs, names, records):
         kernel = np.asarray(layer.kernel.numpy(), np.float64)
         sigma_w2 = float(np.mean(kernel**2)) * kernel.shape[0]
         sigma_b2 = float(np.mean(np.asarray(layer.bias.numpy(), np.float64) ** 2)) if layer.use_bias else 0.0
-        if previous is None:
-            q = sigma_w2 * q_input + sigma_b2
-        else:
-            q = sigma_w2 * float(moments(np.array([q]), resolve(THEORY_ACTIVATIONS[previous]))[0][0]) + sigma_b2
+        q = float(variance_map(q, sigma_w2, sigma_b2, THEORY_ACTIVATIONS[previous]))
         if name == "softmax":
             return
         record.predicted_second_moment = float(moments(np.array([q]), resolve(THEORY_ACTIVATIONS[name]))[0][0])

@@ -367,13 +367,19 @@ def _has_train_flag(module: Any) -> bool:
 
 def _call_takes_train(module: Any) -> bool:
     """Whether ``module.__call__`` has a ``train`` argument (and no ``train`` attribute, which initlab's modules use)."""
+    return _class_call_takes_train(type(module))
+
+
+@functools.lru_cache(maxsize=256)
+def _class_call_takes_train(cls: type) -> bool:
+    import dataclasses
     import inspect
 
     try:
-        parameters = inspect.signature(type(module).__call__).parameters
+        parameters = inspect.signature(cls.__call__).parameters
     except (TypeError, ValueError):
         return False
-    return "train" in parameters and not _has_train_flag(module)
+    return "train" in parameters and not any(f.name == "train" for f in dataclasses.fields(cls))
 
 
 def _switchable(module: Any) -> bool:

@@ -143,29 +143,37 @@ DATA_FILE: str | None = None
 one. The pipeline's tests point it at a few hundred generated images."""
 
 
+def train(context: Context, labels: list[str], configs: list[Any]) -> dict[str, dict[str, Any]]:
+    """Train ``configs`` into the reproduction's store (finished runs reused, labelled ``NAME: label``);
+    each config's stored run (:meth:`~initlab.experiments.store.Store.runs`' rows), by config hash."""
+    from initlab.experiments.executors import run_configs
+    from initlab.experiments.store import Store
+    from initlab.training.config import TrainConfig
+
+    labels = [f"{context.folder.name}: {label}" for label in labels]
+    run_configs(configs, context.store, labels=labels, progress=lambda done, total: context.stage("training", done, total))
+    wanted = {config.config_hash() for config in configs}
+    with Store(context.store, read_only=True) as store:
+        return {key: stored for stored in store.runs()
+                if (key := TrainConfig.from_dict(stored["config"]).config_hash()) in wanted}  # fmt: skip
+
+
 def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: list[Any]) -> dict[str, dict[int, float]]:
     """Train ``configs`` (run ``i`` is ``runs[i] = (name, seed)``) into the reproduction's store, finished
     runs reused, and return their final validation accuracies by name, then seed (NaN: diverged)."""
     import dataclasses
 
-    from initlab.experiments.executors import run_configs
     from initlab.experiments.store import Store
-    from initlab.training.config import TrainConfig
 
     if DATA_FILE is not None:
         configs = [dataclasses.replace(config, data_file=DATA_FILE) for config in configs]
-
-    labels = [f"{context.folder.name}: {name}" for name, _ in runs]
-    run_configs(configs, context.store, labels=labels, progress=lambda done, total: context.stage("training", done, total))
-    wanted = {config.config_hash(): run for run, config in zip(runs, configs)}
+    stored = train(context, [name for name, _ in runs], configs)
     out: dict[str, dict[int, float]] = {}
-    for name, seed in runs:
-        out.setdefault(name, {})[seed] = math.nan
     with Store(context.store, read_only=True) as store:
-        for stored in store.runs():
-            run = wanted.get(TrainConfig.from_dict(stored["config"]).config_hash())
-            if run is not None and stored["status"] == "done":
-                out[run[0]][run[1]] = (store.history(stored["run_id"]).get("val_accuracy") or [math.nan])[-1]
+        for (name, seed), config in zip(runs, configs):
+            run = stored.get(config.config_hash())
+            history = store.history(run["run_id"]) if run is not None and run["status"] == "done" else {}
+            out.setdefault(name, {})[seed] = (history.get("val_accuracy") or [math.nan])[-1]
     return out
 
 
@@ -237,5 +245,5 @@ def listing() -> list[dict[str, Any]]:
 
 __all__ = [
     "Check", "Context", "Outcome", "Paper", "Progress", "REPRODUCTIONS", "Reproduction", "ReproductionResult",
-    "PAPERS", "final_accuracies", "get", "listing", "load_all", "register", "run",
+    "PAPERS", "final_accuracies", "get", "listing", "load_all", "register", "run", "train",
 ]  # fmt: skip

@@ -134,15 +134,13 @@ def _run(context: Context) -> Outcome:
 
 def _top_layer_saturation(context: Context) -> dict[str, list[float]]:
     """Each hidden layer's mean activation (probes, by layer number) at initialization and after every epoch."""
-    import os
-
-    import initlab
-    from initlab.experiments.executors import run_configs
+    from initlab.data import shipped_mnist_path
     from initlab.experiments.store import Store
     from initlab.files import replacing
+    from initlab.reproduce.base import train
     from initlab.training.config import TrainConfig
 
-    shipped = np.load(os.path.join(os.path.dirname(initlab.__file__), "data", "mnist.npz"))
+    shipped = np.load(shipped_mnist_path())
     subset = context.folder / "mnist_first_2000.npz"
     with replacing(subset) as temporary, open(temporary, "wb") as file:  # whole or not at all
         np.savez_compressed(file, x_train=shipped["x_train"][:SATURATION_TRAIN],
@@ -155,9 +153,8 @@ def _top_layer_saturation(context: Context) -> dict[str, list[float]]:
         batch_size=10, epochs=FULL_SATURATION_EPOCHS if context.full else SATURATION_EPOCHS, probe_every=1,
         seed=context.seed,
     )  # fmt: skip
-    run_configs([config], context.store, labels=[f"{context.folder.name}: Figure 2"])
+    run_id = train(context, ["Figure 2"], [config])[config.config_hash()]["run_id"]
     with Store(context.store, read_only=True) as store:
-        run_id = next(r["run_id"] for r in store.runs() if TrainConfig.from_dict(r["config"]).config_hash() == config.config_hash())
         rows = store.metrics([run_id])
     means: dict[str, dict[int, float]] = {}
     for epoch, layer, statistic, value in zip(rows["epoch"], rows["layer"], rows["statistic"], rows["value"]):

@@ -102,6 +102,7 @@ def _run(context: Context) -> Outcome:
 def _figure(grid: np.ndarray, depths, scale: np.ndarray, path) -> None:
     import matplotlib.pyplot as plt
 
+    from initlab.mean_field.theory import analyze
     from initlab.viz.plots import save
     from initlab.viz.signal import PhaseDiagramDisplay
     from initlab.viz.style import style
@@ -115,13 +116,10 @@ def _figure(grid: np.ndarray, depths, scale: np.ndarray, path) -> None:
         mesh = left.pcolormesh(edges_x, edges_y, grid, cmap="viridis", vmin=0.0, vmax=1.0)
         figure.colorbar(mesh, ax=left, label="validation accuracy")
         fine = np.linspace(sigma[0], sigma[-1], 200)
-        from initlab.mean_field.theory import analyze
-
         fine_scale = np.array([analyze("tanh", s, SIGMA_B2).xi_c for s in fine])
-        depth_index = np.interp  # depths are drawn at equal spacing: map a depth to its row by interpolation
-        rows = np.arange(len(depths))
+        rows = np.arange(len(depths))  # rows at equal spacing: a depth is placed on them by interpolation
         for factor, style_ in ((6, "-"), (1, "--")):
-            left.plot(fine, depth_index(factor * fine_scale, np.array(depths, float), rows, left=np.nan, right=np.nan), style_,
+            left.plot(fine, np.interp(factor * fine_scale, np.array(depths, float), rows, left=np.nan, right=np.nan), style_,
                       color="white", lw=1.6, label=rf"${factor if factor > 1 else ''}\xi_c$")  # fmt: skip
         left.set_yticks(rows, [str(d) for d in depths])
         left.set_ylim(-0.5, len(depths) - 0.5)

@@ -118,6 +118,38 @@ def make_step(mlp: MLP, loss: Callable, optimizer: Any, input_matmul: Callable |
     return step
 
 
+def _epoch_end(mlp: Any, loss: Callable, step: Callable, features: Callable, train_size: int, remainder: int,
+               probe: Callable | None, validation_batch: int | None, input_matmul: Callable | None = None) -> Callable:
+    """The end of an epoch, shared by :func:`make_epoch` and :func:`make_stepwise_epoch`: the last,
+    partial batch, the validation pass and the probes.
+
+    ``end(params, opt_state, loss_total, correct_total, rest, x, y, x_val, y_val, previous_params,
+    *probe_batch) -> (params, opt_state, metrics)``.
+    """
+
+    def end(params, opt_state, loss_total, correct_total, rest, x, y, x_val, y_val, previous_params, *probe_batch):
+        if remainder:
+            params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
+            loss_total, correct_total = loss_total + loss_sum, correct_total + correct
+        if validation_batch is None or len(x_val) <= validation_batch:
+            val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
+            val_losses = loss(y_val, val_probabilities)
+            val_correct = jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)
+        else:
+            val_losses, val_correct = _batched_validation(mlp, loss, params, features, x_val, y_val, validation_batch)
+        metrics = {
+            "loss": loss_total / train_size,
+            "accuracy": correct_total / train_size,
+            "val_loss": jnp.mean(val_losses),
+            "val_accuracy": jnp.mean(val_correct),
+        }
+        if probe is not None:
+            metrics["probe"] = probe(params, *probe_batch, previous_params)
+        return params, opt_state, metrics
+
+    return end
+
+
 def make_epoch(
     mlp: MLP,
     loss: Callable,
@@ -145,6 +177,8 @@ def make_epoch(
     def features(x):
         return x.astype(jnp.float32) / jnp.float32(scale)
 
+    end = _epoch_end(mlp, loss, step, features, train_size, remainder, probe, validation_batch, input_matmul)
+
     def epoch(params, opt_state, order, x, y, x_val, y_val, *probe_batch):
         previous_params = params
 
@@ -155,26 +189,8 @@ def make_epoch(
         (params, opt_state), (loss_sums, corrects) = lax.scan(
             body, (params, opt_state), order[: full_batches * batch_size].reshape(full_batches, batch_size)
         )
-        loss_total, correct_total = jnp.sum(loss_sums), jnp.sum(corrects)
-        if remainder:
-            rest = order[full_batches * batch_size :]
-            params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
-            loss_total, correct_total = loss_total + loss_sum, correct_total + correct
-        if validation_batch is None or len(x_val) <= validation_batch:
-            val_probabilities = mlp.apply(params, features(x_val), input_matmul=input_matmul)
-            val_losses = loss(y_val, val_probabilities)
-            val_correct = jnp.argmax(val_probabilities, -1) == jnp.argmax(y_val, -1)
-        else:
-            val_losses, val_correct = _batched_validation(mlp, loss, params, features, x_val, y_val, validation_batch)
-        metrics = {
-            "loss": loss_total / train_size,
-            "accuracy": correct_total / train_size,
-            "val_loss": jnp.mean(val_losses),
-            "val_accuracy": jnp.mean(val_correct),
-        }
-        if probe is not None:
-            metrics["probe"] = probe(params, *probe_batch, previous_params)
-        return params, opt_state, metrics
+        return end(params, opt_state, jnp.sum(loss_sums), jnp.sum(corrects), order[full_batches * batch_size :], x, y,
+                   x_val, y_val, previous_params, *probe_batch)
 
     return epoch
 
@@ -213,21 +229,11 @@ def make_stepwise_epoch(
         params, opt_state, loss_sum, correct = step(params, opt_state, features(x[indices]), y[indices])
         return params, (opt_state, loss_total + loss_sum, correct_total + correct)
 
+    end = _epoch_end(mlp, loss, step, features, train_size, remainder, probe, validation_batch)
+
     def finish(params, state, rest, x, y, x_val, y_val, *probe_batch):
         opt_state, loss_total, correct_total, previous_params = state
-        if remainder:
-            params, opt_state, loss_sum, correct = step(params, opt_state, features(x[rest]), y[rest])
-            loss_total, correct_total = loss_total + loss_sum, correct_total + correct
-        if validation_batch is None or len(x_val) <= validation_batch:
-            probabilities = mlp.apply(params, features(x_val))
-            val_losses, val_correct = loss(y_val, probabilities), jnp.argmax(probabilities, -1) == jnp.argmax(y_val, -1)
-        else:
-            val_losses, val_correct = _batched_validation(mlp, loss, params, features, x_val, y_val, validation_batch)
-        metrics = {"loss": loss_total / train_size, "accuracy": correct_total / train_size,
-                   "val_loss": jnp.mean(val_losses), "val_accuracy": jnp.mean(val_correct)}
-        if probe is not None:
-            metrics["probe"] = probe(params, *probe_batch, previous_params)
-        return params, opt_state, metrics
+        return end(params, opt_state, loss_total, correct_total, rest, x, y, x_val, y_val, previous_params, *probe_batch)
 
     step_program = jax.jit(over_grid(one_step, 2), donate_argnums=(0, 1))
     finish_program = None

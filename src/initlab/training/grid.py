@@ -85,23 +85,29 @@ class Layout:
                 found.setdefault(index, (r, c))
         return np.array([found[i] for i in range(count)])
 
-    def shardings(self, extra_inputs: int = 0) -> dict[str, Any]:
-        """``in_shardings``/``out_shardings`` for the grid's epoch function (empty: no split).
+    def distribute(self, fn: Any, extra_inputs: int = 0) -> Any:
+        """The grid's epoch function ``fn(params, opt_states, orders, *data, *extra)``, jitted, each device
+        computing its own block of models (``extra_inputs``: replicated inputs after the data, the probe batch).
 
-        ``extra_inputs``: replicated inputs after the data (the probe batch).
+        Split with ``shard_map``, not by sharding annotations: the models never exchange anything, and
+        XLA's partitioner, left to propagate a split through a vmapped convolution's gradient, inserts
+        all-gathers, which XLA:CPU's in-process collectives can deadlock on (two independent ones
+        started in opposite orders on the two devices, both pool threads waiting; seen as
+        ``rendezvous.cc`` "Termination timeout ... Exiting" and an abort). Without a split: plain ``jit``.
         """
         if self.shard_axis is None:
-            return {}
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+            return jax.jit(fn, donate_argnums=(0, 1))
+        from jax.sharding import Mesh, PartitionSpec
 
         mesh = Mesh(np.array(jax.devices()[: self.devices]), ("models",))
-        split = NamedSharding(mesh, PartitionSpec(*([None] * self.shard_axis), "models"))
-        orders = split if self.shard_axis == 0 else NamedSharding(mesh, PartitionSpec())
-        replicated = NamedSharding(mesh, PartitionSpec())
-        return {
-            "in_shardings": (split, split, orders, *(replicated,) * (4 + extra_inputs)),
-            "out_shardings": (split, split, split),
-        }
+        split = PartitionSpec(*([None] * self.shard_axis), "models")
+        orders = split if self.shard_axis == 0 else PartitionSpec()
+        replicated = PartitionSpec()
+        mapped = jax.shard_map(
+            fn, mesh=mesh, in_specs=(split, split, orders, *(replicated,) * (4 + extra_inputs)),
+            out_specs=(split, split, split), check_vma=False,
+        )  # fmt: skip
+        return jax.jit(mapped, donate_argnums=(0, 1))
 
 
 def layout(configs: Sequence[TrainConfig], devices: int = 1) -> Layout:

@@ -158,7 +158,7 @@ def train_ensemble(
             input_matmul,
             None if model is None else VALIDATION_BATCH,
         )
-        jitted = jax.jit(_over_grid(epoch_fn, grid, 4 + len(extra)), donate_argnums=(0, 1), **grid.shardings(len(extra)))
+        jitted = grid.distribute(_over_grid(epoch_fn, grid, 4 + len(extra)), len(extra))
         return jitted.lower(params, opt_states, orders(1), *arrays, *extra).compile()
 
     loaded = time.perf_counter()

@@ -78,6 +78,42 @@ def test_the_exact_fourth_moment_of_gaussian_products_matches_numpy(width, depth
     assert abs(saxe2014.exact_fourth_moment(100_000, depth) - (depth + 1)) < 1e-3  # free probability's L + 1
 
 
+def test_the_whitened_tasks_loss_is_half_the_squared_distance_to_its_correlation(tmp_path):
+    # Saxe et al.'s identity, checked on the data themselves: with whitened inputs z, the mean squared error
+    # of a linear map P is |P - Sigma_31|^2 / 2 plus the least-squares optimum's error (NumPy's lstsq).
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images.npz"
+    np.savez(images, x_train=rng.integers(0, 256, (400, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 10, 400).astype(np.uint8),
+             x_test=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), y_test=np.arange(10, dtype=np.uint8))  # fmt: skip
+    sigma31 = saxe2014.whitened_correlation(str(images), 12, 300)
+    x = (np.load(images)["x_train"][:300].reshape(300, -1).astype(np.float32) / np.float32(255)).astype(np.float64)
+    y = np.eye(10)[np.load(images)["y_train"][:300]]
+    x, y = x - x.mean(0), y - y.mean(0)
+    values, vectors = np.linalg.eigh(np.cov(x.T, bias=True))
+    z = x @ vectors[:, -12:] / np.sqrt(values[-12:])
+    optimum = np.linalg.lstsq(z, y, rcond=None)[0]
+    np.testing.assert_allclose(np.abs(sigma31), np.abs(optimum[::-1]), rtol=1e-6, atol=1e-9)  # components' signs are free
+    for _ in range(3):
+        p = rng.normal(size=(12, 10))
+        error = 0.5 * np.mean(np.sum((z @ p - y) ** 2, axis=1))
+        least = 0.5 * np.mean(np.sum((z @ optimum - y) ** 2, axis=1))
+        signs = np.sign(sigma31[:, :1] / optimum[::-1][:, :1])
+        assert error - least == pytest.approx(0.5 * np.sum((p[::-1] * signs - sigma31) ** 2), rel=1e-9)
+
+
+def test_deep_linear_gradient_descent_reaches_the_optimum_and_learning_time_is_its_first_crossing():
+    sigma31 = np.random.default_rng(1).normal(size=(8, 3))
+    curves = saxe2014.learning_curves("orthogonal", 3, sigma31, width=8, seed=0, seeds=2, log2_rates=(-4, -30), steps=400)
+    assert curves.shape == (2, 2, 400)
+    assert np.all(np.diff(curves[:, 0]) <= 1e-6) and curves[:, 0, -1].max() < 1e-4  # a small rate converges
+    np.testing.assert_allclose(curves[:, 1], curves[:, 1, :1] * np.ones(400), rtol=1e-5)  # a rate of 2^-30 stands still
+    with pytest.raises(ValueError, match="inputs == width"):
+        saxe2014.learning_curves("Gaussian", 3, sigma31, width=4, seed=0, seeds=1, log2_rates=(0,), steps=1)
+    made = np.array([[[3.0, 2.0, 0.5, 0.1], [3.0, 0.05, 0.01, 0.0]], [[3.0, 2.0, 1.0, 0.5], [np.nan, np.nan, np.nan, np.nan]]])
+    np.testing.assert_array_equal(saxe2014.first_reached(made, 0.1), [[3, 1], [np.inf, np.inf]])
+    np.testing.assert_array_equal(saxe2014.learning_times(made, 0.1), [1, np.inf])
+
+
 def test_the_mean_field_growth_of_one_he_residual_block_is_the_closed_form_integral():
     # x0 = relu(z), q0 = 1/2; one He block: x1 = relu(x0 + z'), z' ~ N(0, 2 q0 = 1). For x0 = a >= 0,
     # E[relu(a + z')^2] = (a^2 + 1) Phi(a) + a phi(a); x0 = 0 with probability 1/2, else |z|.
@@ -178,6 +214,12 @@ def small(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(saxe2014, "WIDTH", 16)
     monkeypatch.setattr(saxe2014, "DEPTHS", (1, 2))
     monkeypatch.setattr(saxe2014, "SAMPLES", 4)
+    monkeypatch.setattr(saxe2014, "LEARNING_DEPTHS", (2, 4, 16))
+    monkeypatch.setattr(saxe2014, "LEARNING_WIDTH", 8)
+    monkeypatch.setattr(saxe2014, "INPUTS", 8)
+    monkeypatch.setattr(saxe2014, "EXAMPLES", 256)
+    monkeypatch.setattr(saxe2014, "STEPS", 20)
+    monkeypatch.setattr(saxe2014, "LEARNING_SEEDS", 2)
     monkeypatch.setattr(xiao2018, "DEPTH", 6)
     monkeypatch.setattr(xiao2018, "CHANNELS", 4)
     monkeypatch.setattr(xiao2018, "SIDE", 4)

@@ -31,6 +31,7 @@ from initlab.reproduce import (
     xiao2018,
     yang2022,
     zhang2019,
+    zhao2022,
 )
 
 HE_GAUSSIAN = hanin2018.HE_GAUSSIAN
@@ -112,6 +113,26 @@ def test_deep_linear_gradient_descent_reaches_the_optimum_and_learning_time_is_i
     made = np.array([[[3.0, 2.0, 0.5, 0.1], [3.0, 0.05, 0.01, 0.0]], [[3.0, 2.0, 1.0, 0.5], [np.nan, np.nan, np.nan, np.nan]]])
     np.testing.assert_array_equal(saxe2014.first_reached(made, 0.1), [[3, 1], [np.inf, np.inf]])
     np.testing.assert_array_equal(saxe2014.learning_times(made, 0.1), [1, np.inf])
+
+
+def test_identity_initializations_added_units_never_learn_and_zeros_hadamard_mixes_them_in(tmp_path):
+    # Zhao et al.'s Theorem 1 on initlab's own training: with partial identities, the units a widening layer
+    # adds start at zero and (ReLU'(0) = 0) never receive a gradient, so W - I of the next square layer keeps
+    # a rank of at most the input dimension; ZerO's Hadamard transform gives those units weights at once.
+    from synthetic_data import write_mnist_like
+
+    from initlab.training.config import TrainConfig
+    from initlab.training.run import train_ensemble
+
+    images = str(write_mnist_like(tmp_path / "images.npz", train=256, test=32))
+    configs = [TrainConfig(data_file=images, hidden_units=(784, 800, 800), activation="relu", kernel_initializer=spec,
+                           output_kernel_initializer=spec, loss="categorical_crossentropy", optimizer="sgd(learning_rate=0.1)",
+                           batch_size=16, epochs=1, seed=0) for spec in ("identity", "zero_hadamard")]  # fmt: skip
+    identity, zero = (zhao2022._kernels(result.params) for result in train_ensemble(configs))
+    assert np.all(identity["Dense_1"][:, 784:] == 0) and np.all(identity["Dense_2"][784:] == np.eye(800)[784:])
+    assert np.abs(zero["Dense_1"][:, 784:]).min() > 0
+    spectrum = zhao2022.residual_spectrum(identity["Dense_2"])
+    assert (spectrum > 1e-4).sum() <= 784 and (zhao2022.residual_spectrum(zero["Dense_2"]) > 1e-4).sum() > 16
 
 
 def test_the_mean_field_growth_of_one_he_residual_block_is_the_closed_form_integral():
@@ -233,6 +254,8 @@ def small(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(wang2022, "DEPTHS", (1, 2))
     monkeypatch.setattr(wang2022, "STEPS", 2)
     monkeypatch.setattr(wang2022, "SEEDS", (0,))
+    monkeypatch.setattr(zhao2022, "WIDTH", 800)
+    monkeypatch.setattr(zhao2022, "EPOCHS", 1)
     monkeypatch.setattr(yang2022, "WIDTHS", (16, 32))
     monkeypatch.setattr(yang2022, "LOG2_RATES", (-8, -7))
     monkeypatch.setattr(yang2022, "SEEDS", (0,))
@@ -299,10 +322,11 @@ def test_reproduce_all_and_list(small, tmp_path):
     for heading in ("He et al. 2015", "Hanin &amp; Rolnick 2018", "Glorot &amp; Bengio 2010", "Mishkin &amp; Matas 2016",
                     "Saxe et al. 2014", "Yang et al. 2022", "Pennington et al. 2017", "Xiao et al. 2018",
                     "Schoenholz et al. 2017", "Zhang et al. 2019",
-                    "Wang et al. 2022"):
+                    "Wang et al. 2022", "Zhao et al. 2022"):
         assert heading in html
     with Store(tmp_path / "runs.sqlite", read_only=True) as store:
-        assert len(store.runs()) == 1 + 4 + 8 + 2 + 3  # glorot2010's Figure 2, he2015's, mishkin2016's, schoenholz2017's and zhang2019's runs, beside the documents
+        # glorot2010's Figure 2, he2015's, mishkin2016's, schoenholz2017's, zhang2019's and zhao2022's runs, beside the documents
+        assert len(store.runs()) == 1 + 4 + 8 + 2 + 3 + 3
         assert store.document("reproduction:he2015") is not None
     # the statuses the small sizes give are what they are; the exit status says whether all passed
     assert result.exit_code == (0 if document["passed"] else 1)

@@ -158,6 +158,32 @@ def train(context: Context, labels: list[str], configs: list[Any]) -> dict[str, 
                 if (key := TrainConfig.from_dict(stored["config"]).config_hash()) in wanted}  # fmt: skip
 
 
+def train_with_parameters(context: Context, labels: list[str], configs: list[Any]) -> list[Any]:
+    """Train ``configs`` and return their :class:`~initlab.training.loop.TrainResult` (final parameters
+    included), each run also recorded in the reproduction's store (labelled ``NAME: label``). Trained
+    anew each time: the store keeps runs' metrics, not their parameters."""
+    import dataclasses
+
+    from initlab.experiments.store import Store, library_versions
+    from initlab.training.ensembles import train_many
+
+    if DATA_FILE is not None:
+        configs = [dataclasses.replace(config, data_file=DATA_FILE) for config in configs]
+    context.stage("training", 0, len(configs))
+    results = train_many(configs)
+    context.stage("training", len(configs), len(configs))
+    versions = library_versions()
+    with Store(context.store) as store:
+        ids = store.add_runs(configs, labels=[f"{context.folder.name}: {label}" for label in labels])
+        for run_id, result in zip(ids, results):
+            store.record_result(
+                run_id, result.history, status="done" if result.diverged_epoch is None else "diverged",
+                diverged_epoch=result.diverged_epoch, timings=result.timings,
+                versions={**versions, "matmul": result.matmul, "initializers": result.initializers},
+            )  # fmt: skip
+    return results
+
+
 def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: list[Any]) -> dict[str, dict[int, float]]:
     """Train ``configs`` (run ``i`` is ``runs[i] = (name, seed)``) into the reproduction's store, finished
     runs reused, and return their final validation accuracies by name, then seed (NaN: diverged)."""
@@ -180,7 +206,7 @@ def final_accuracies(context: Context, runs: list[tuple[str, int]], configs: lis
 REPRODUCTIONS: dict[str, Reproduction] = {}
 PAPERS = (
     "glorot2010", "saxe2014", "he2015", "mishkin2016", "schoenholz2017", "pennington2017", "hanin2018", "xiao2018",
-    "zhang2019", "wang2022", "yang2022",
+    "zhang2019", "wang2022", "zhao2022", "yang2022",
 )  # fmt: skip
 """The paper reproductions' modules, in the order ``reproduce all`` runs them."""
 
@@ -245,5 +271,5 @@ def listing() -> list[dict[str, Any]]:
 
 __all__ = [
     "Check", "Context", "Outcome", "Paper", "Progress", "REPRODUCTIONS", "Reproduction", "ReproductionResult",
-    "PAPERS", "final_accuracies", "get", "listing", "load_all", "register", "run", "train",
+    "PAPERS", "final_accuracies", "get", "listing", "load_all", "register", "run", "train", "train_with_parameters",
 ]  # fmt: skip

@@ -297,6 +297,46 @@ def test_keras_weight_gradients_and_update_ratios_match_the_closed_form(keras):
     assert inspection.steps == 3
 
 
+def test_keras_gradients_with_respect_to_layer_outputs_match_backpropagation_by_hand(keras):
+    # Dense(tanh) -> Dense(softmax), cross-entropy against the inspection's labels: dL/dp = -y / (n p) at the
+    # softmax's output, dL/dh = (p - y) W2^T / n at the tanh layer's.
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(4, activation="softmax")])
+    x = np.random.default_rng(4).standard_normal((8, 5)).astype(np.float32)
+    (w1, b1, w2, b2) = (w.astype(np.float64) for w in model.get_weights())
+    inspection = inspect_model(model, x, seed=0)
+    targets = np.eye(4)[np.random.default_rng(0).integers(0, 4, 8)]
+    h = np.tanh(x @ w1 + b1)
+    logits = h @ w2 + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    by_name = {layer.name: layer for layer in inspection.layers}
+    first, second = (layer.name for layer in model.layers)
+    assert by_name[second].gradient_std == pytest.approx((-targets / (8 * p)).std(), rel=1e-4)
+    assert by_name[first].gradient_std == pytest.approx(((p - targets) @ w2.T / 8).std(), rel=1e-4)
+    assert not any("layer outputs" in note for note in inspection.notes)
+    # With BatchNormalization (training mode): measured, and the moving statistics are left as they were.
+    normed = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6), keras.layers.BatchNormalization(),
+                               keras.layers.Dense(4, activation="softmax")])  # fmt: skip
+    before = [w.copy() for w in normed.get_weights()]
+    assert all(layer.gradient_std > 0 for layer in inspect_model(normed, x, seed=0).layers)
+    for a, b in zip(before, normed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4, activation="softmax")
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    subclassed = Subclassed()
+    subclassed(x)
+    with pytest.raises(InitlabError, match="subclassed keras.Model has no layer graph"):
+        inspect_model(subclassed, x, seed=0)
+
+
 def test_mean_field_theory_beside_a_keras_stack(keras):
     # 784-1024(tanh)-1024(relu)-1024(sigmoid)-10(softmax), Keras's defaults: each hidden Dense
     # output's mean square against E[phi(sqrt(q^l) z)^2] from the measured sigma_w^2, sigma_b^2.

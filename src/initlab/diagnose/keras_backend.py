@@ -8,7 +8,11 @@ layer's, in training mode (moving statistics restored); the initial loss is the 
 outputs are probabilities, others logits). On Keras's JAX backend (the one ``initlab inspect`` sets)
 the gradient of that loss with respect to every trainable weight comes from ``jax.grad`` over the
 model's ``stateless_call``, and ``steps`` SGD updates from it give the update-to-weight ratios;
-the model itself is never changed. Gradients with respect to layer outputs are not measured.
+the model itself is never changed. The gradient with respect to every layer's output comes from
+running the model's layer graph (a functional or Sequential model's) with a zero added to each
+layer's output, differentiated with respect to those zeros (variables read, and BatchNorm's
+updates caught, by a ``StatelessScope``). A subclassed model has no layer graph: it is refused
+with a one-line error.
 """
 
 from __future__ import annotations
@@ -129,12 +133,53 @@ def _weight_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: boo
     return stds, ratios
 
 
+def _output_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: bool,
+                      shapes: dict[str, tuple[int, ...]]) -> dict[str, float] | None:  # fmt: skip
+    """By layer name: the std of the loss's gradient with respect to the layer's output (``None``: this
+    Keras cannot run the model's layer graph). JAX backend only; the model is not changed."""
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    try:
+        from keras.src.models.functional import operation_fn
+    except ImportError:  # a Keras without this module: no graph to run
+        return None
+    graph = getattr(model, "_functional", None) or model  # a Sequential model runs through its functional twin
+    if not hasattr(graph, "_run_through_graph") or not hasattr(graph, "_nodes_by_depth"):
+        return None
+    x, labels = jnp.asarray(x), jnp.asarray(labels)
+    state = [(v, v.value) for v in model.variables]
+
+    def loss(zeros):
+        def run(layer):
+            call = operation_fn(layer, training=True)
+
+            def with_zero(*args, **kwargs):
+                out = call(*args, **kwargs)
+                zero = zeros.get(layer.name)
+                return out + zero if zero is not None and getattr(out, "shape", None) == zero.shape else out
+
+            return with_zero
+
+        with keras.StatelessScope(state_mapping=state):  # reads the weights; BatchNorm's updates stay in the scope
+            out = graph._run_through_graph(x, operation_fn=run)
+        log_p = jnp.log(jnp.clip(out, 1e-7, 1.0)) if probabilities else jax.nn.log_softmax(out, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
+
+    grads = jax.jit(jax.grad(loss))({name: jnp.zeros(shape, x.dtype) for name, shape in shapes.items()})
+    return {name: float(jnp.std(g)) for name, g in grads.items()}
+
+
 def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: int = 0,
              learning_rate: float = 0.01) -> Inspection:  # fmt: skip
     import keras
 
     # Training mode (BatchNormalization on the batch's statistics, as the first step sees it); the
     # moving statistics it updates are put back.
+    if not hasattr(model, "inputs") or not hasattr(getattr(model, "_functional", None) or model, "_run_through_graph"):
+        raise InitlabError(f"{target}: a subclassed keras.Model has no layer graph to look into; initlab inspects "
+                           "functional and Sequential Keras models (build it with keras.Model(inputs, outputs))")  # fmt: skip
     saved = model.get_weights()
     try:
         outputs = np.asarray(model(x, training=True))
@@ -165,14 +210,21 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: 
     probabilities = _activation(model.layers[-1]) == "softmax"
     gradient_stds: dict[int, float] = {}
     ratios: dict[int, float] = {}
-    notes = ["gradients with respect to layer outputs are not measured for Keras models"]
+    notes = []
     if classes and keras.backend.backend() == "jax":
         gradient_stds, ratios = _weight_gradients(model, x, labels, probabilities, steps, learning_rate)
+        shapes = {record.name: tuple(record.output_shape) for record in layers}
+        output_stds = _output_gradients(model, x, labels, probabilities, shapes)
+        if output_stds is None:
+            notes.append("gradients with respect to layer outputs are not measured: this Keras has no graph runner")
+        for record in layers:
+            record.gradient_std = (output_stds or {}).get(record.name)
     elif steps or classes:
         if steps:
             raise InitlabError(f"--steps for a Keras model needs Keras's JAX backend (KERAS_BACKEND=jax), not "
                                f"{keras.backend.backend()}")  # fmt: skip
-        notes.append(f"weight gradients are measured on Keras's JAX backend only (this one: {keras.backend.backend()})")
+        notes.append(f"gradients (of weights and layer outputs) are measured on Keras's JAX backend only (this one: "
+                     f"{keras.backend.backend()})")
     params = []
     for layer in model.layers:
         for weight in layer.weights:

@@ -93,7 +93,10 @@ def files(tmp_path_factory) -> Path:
     (folder / "models.py").write_text(
         "import torch\n\ndef mlp():\n    return torch.nn.Sequential(torch.nn.Linear(4, 3))\n\n"
         "def broken():\n    raise RuntimeError('no model today')\n\nNOT_A_MODEL = 3\n\n"
-        "def flax_dense():\n    import flax.linen\n    return flax.linen.Dense(3)\n"
+        "def flax_dense():\n    import flax.linen\n    return flax.linen.Dense(3)\n\n"
+        "def keras_subclassed():\n    import keras\n\n    class Net(keras.Model):\n"
+        "        def __init__(self):\n            super().__init__()\n            self.dense = keras.layers.Dense(3)\n\n"
+        "        def call(self, x):\n            return self.dense(x)\n\n    return Net()\n"
     )
     (folder / "crashes_on_import.py").write_text("raise ValueError('bad module')\n")
     return folder
@@ -366,6 +369,7 @@ CASES = [
     ("inspect {models.py}:mlp --input-shape 4 --steps -1", "steps"),
     ("inspect {models.py}:flax_dense --input-shape 4 --steps 2", "PyTorch and Keras models"),
     ("inspect {models.py}:mlp --input-shape 4 --lr 0", "--lr"),
+    ("inspect {models.py}:keras_subclassed --input-shape 4", "subclassed keras.Model"),
     ("inspect {models.py}:mlp --input-shape 4 --html x.gif", ".html"),
     ("inspect {models.py}:mlp --input-shape 4 --html {text.txt}/x.html", "is a file"),
     ("inspect {models.py}:mlp --data nope", "unknown dataset"),

@@ -4,7 +4,9 @@ Each tapped layer's pre-activation is recorded, and what the next tapped layer r
 as its activation (a module applies its nonlinearities as functions, which have no names to
 hook): non-negative outputs are counted for dead units, outputs within [-1, 1] or [0, 1] for
 two-sided saturation. The gradient with respect to each pre-activation comes from a zero added
-to it (initlab's perturbations). Flax's defaults: ``nn.Dense``/``nn.Conv`` kernels
+to it (initlab's perturbations). Where the module is a plain stack of Dense layers with elementwise
+nonlinearities between them (each recognized by applying it to the pre-activation), mean-field
+theory's mean square of each pre-activation is put beside the measured one. Flax's defaults: ``nn.Dense``/``nn.Conv`` kernels
 ``lecun_normal`` (truncated normal, variance 1/fan_in), biases zeros; ``nn.Embed``
 ``variance_scaling(1, fan_in, normal, out_axis=0)``; normalization scales ones, biases zeros.
 """
@@ -51,6 +53,61 @@ def _activation_kind(values: np.ndarray) -> str | None:
     return None
 
 
+def _elementwise() -> dict[str, Any]:
+    """The elementwise nonlinearities a Flax stack may apply between its Dense layers, whose mean-field maps
+    initlab computes (any JAX callable is one, :func:`initlab.mean_field.theory.variance_map`)."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    return {
+        "linear": lambda h: h, "relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+        "gelu": functools.partial(jax.nn.gelu, approximate=True),  # flax.linen.gelu's default
+        "gelu_exact": functools.partial(jax.nn.gelu, approximate=False), "silu": jax.nn.silu,
+        "softplus": jax.nn.softplus, "soft_sign": jax.nn.soft_sign, "elu": jax.nn.elu, "selu": jax.nn.selu,
+    }  # fmt: skip
+
+
+def _predict(params: Any, paths: list[str], layers_out: list[Any], x: np.ndarray, records: list[LayerRecord]) -> None:
+    """Mean-field predictions of each Dense layer's pre-activation mean square, where the module is a plain
+    stack: every tapped layer a Dense (2-D kernel) on 2-D inputs, and what each passes to the next its
+    pre-activation through one of :func:`_elementwise`'s functions, recognized by applying each (to 1e-5).
+
+    ``q^1 = sigma_w^2 mean(x^2) + sigma_b^2``, ``q^{l+1} = sigma_w^2 E[phi_l(sqrt(q^l) z)^2] + sigma_b^2`` with
+    each layer's measured ``sigma_w^2 = fan_in E[W^2]`` and ``sigma_b^2 = E[b^2]``, as for PyTorch and Keras.
+    """
+    from initlab.mean_field.theory import variance_map
+    from initlab.nn.flax_model import flat_params
+
+    flat = flat_params(params)
+    kernels = [flat.get(f"{path}/kernel") for path in paths]
+    if x.ndim != 2 or not paths or any(k is None or np.ndim(k) != 2 for k in kernels):
+        return
+    functions = _elementwise()
+    between = []
+    for layer in layers_out[:-1]:
+        pre = np.asarray(layer.preactivation, np.float64)
+        passed = np.asarray(layer.activation, np.float64)
+        if pre.shape != passed.shape:
+            return
+        found = next((fn for fn in functions.values()
+                      if np.allclose(np.asarray(fn(layer.preactivation), np.float64), passed, rtol=1e-5, atol=1e-6)), None)  # fmt: skip
+        if found is None:
+            return
+        between.append(found)
+    q, previous = float(np.mean(np.square(x, dtype=np.float64))), None
+    for index, (path, kernel, layer, record) in enumerate(zip(paths, kernels, layers_out, records)):
+        kernel = np.asarray(kernel, np.float64)
+        bias = flat.get(f"{path}/bias")
+        sigma_w2 = float(np.mean(kernel**2)) * kernel.shape[0]
+        sigma_b2 = float(np.mean(np.asarray(bias, np.float64) ** 2)) if bias is not None else 0.0
+        q = sigma_w2 * q + sigma_b2 if previous is None else float(variance_map(q, sigma_w2, sigma_b2, previous))
+        record.second_moment = float(np.mean(np.asarray(layer.preactivation, np.float64) ** 2))
+        record.predicted_second_moment = q
+        previous = between[index] if index < len(between) else None
+
+
 def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, seed: int = 0) -> Inspection:
     import jax
     import jax.numpy as jnp
@@ -95,6 +152,7 @@ def inspect_flax(module: Any, params: Any, x: Any, *, target: str, inputs: str, 
             mean=float(act.mean()), std=float(act.std()), dead_fraction=dead, saturated_fraction=saturated,
             gradient_std=None if gradient is None else float(gradient.std()),
         ))  # fmt: skip
+    _predict(params, paths, layers_out, np.asarray(x), layers)
     grads = flat_params(param_grads)
     # A module named by its author (``name="conv1"``) has no type in its path: the type it was called as.
     called = {path: _CALLED_AS[kind] for path, kind in model.layer_kinds().items() if kind in _CALLED_AS}

@@ -337,6 +337,34 @@ def test_keras_gradients_with_respect_to_layer_outputs_match_backpropagation_by_
         inspect_model(subclassed, x, seed=0)
 
 
+def test_a_config_initialized_gpt2_from_transformers_nobody_here_wrote():
+    # Hugging Face's GPT2PreTrainedModel._init_weights: Conv1D and Embedding weights N(0, 0.02), biases zero,
+    # LayerNorm ones and zeros, then every c_proj weight N(0, 0.02 / sqrt(2 n_layer)); lm_head tied to wte.
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    layers = 3
+    config = transformers.GPT2Config(n_layer=layers, n_embd=128, n_head=4, vocab_size=1000, n_positions=64,
+                                     bos_token_id=0, eos_token_id=0)  # fmt: skip
+    model = transformers.GPT2LMHeadModel(config)
+    inspection = inspect_model(model, np.random.default_rng(0).integers(0, 1000, (4, 32)))
+    by_name = {param.name: param for param in inspection.params}
+    for name, param in by_name.items():
+        entries = math.prod(param.shape)
+        if name.endswith("c_proj.weight"):  # a law none of the candidates has: its fitted family and std
+            assert param.family["family"] == "normal", name
+            assert param.std == pytest.approx(0.02 / math.sqrt(2 * layers), rel=4 / math.sqrt(2 * entries)), name
+        elif name.endswith(("c_attn.weight", "c_fc.weight", "wte.weight", "wpe.weight")):
+            # trunc_normal's default bounds are +-2, a hundred standard deviations out: the same law
+            assert param.identified["spec"] in ("torch.normal(std=0.02)", "torch.trunc_normal(std=0.02)"), name
+        elif name.endswith("bias"):
+            assert param.std == 0 and param.mean == 0, name
+        elif ".ln_" in name or "ln_f" in name:
+            assert param.mean == 1 and param.std == 0, name
+    assert by_name["transformer.wte.weight"].declared["agrees"] is False  # not nn.Embedding's own N(0, 1)
+    assert "lm_head.weight" not in by_name and any("tied" in note for note in inspection.notes)
+    assert inspection.classes == 1000 and inspection.loss == pytest.approx(math.log(1000), abs=0.05)
+
+
 def test_mean_field_theory_beside_a_keras_stack(keras):
     # 784-1024(tanh)-1024(relu)-1024(sigmoid)-10(softmax), Keras's defaults: each hidden Dense
     # output's mean square against E[phi(sqrt(q^l) z)^2] from the measured sigma_w^2, sigma_b^2.

@@ -219,13 +219,17 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, steps: int, learni
             second_moment=float(np.mean(np.square(values, dtype=np.float64))),
         ))  # fmt: skip
     _predict(model, order, leaves, x, layers)
-    params = []
+    params, notes, first_name = [], [], {}
     for module_name, module in modules.items():
         kind = type(module).__name__
         weight = getattr(module, "weight", None)
         fan_in = _fan_in(weight) if isinstance(weight, torch.Tensor) else None
         for param_name, param in module.named_parameters(recurse=False):
             full = f"{module_name}.{param_name}" if module_name else param_name
+            if id(param) in first_name:  # a tied parameter (GPT-2's lm_head.weight is its wte.weight): once
+                notes.append(f"{full} is the same parameter as {first_name[id(param)]} (tied), reported once")
+                continue
+            first_name[id(param)] = full
             values = initial[full].float().numpy()
             shape = torch_layout(tuple(values.shape))
             layout_values = np.moveaxis(values, [0, 1], [-1, -2]) if values.ndim >= 2 else values
@@ -244,7 +248,7 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, steps: int, learni
             ))  # fmt: skip
     return Inspection(
         target=target, framework="torch", inputs=inputs, batch=int(x.shape[0]), layers=layers, params=params,
-        loss=float(loss.detach()), loss_kind=loss_kind, classes=classes, logit_std=logit_std, steps=steps,
+        loss=float(loss.detach()), loss_kind=loss_kind, classes=classes, logit_std=logit_std, steps=steps, notes=notes,
     )  # fmt: skip
 
 

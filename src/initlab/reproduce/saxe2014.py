@@ -239,21 +239,21 @@ def _learning(context: Context) -> tuple[dict, list[Check], tuple]:
         Check(
             name=f"orthogonal: learning time at depth {deepest} over depth {middle}",
             claim="from random orthogonal weights, learning time becomes independent of depth (a finite delay)",
-            measured=median["orthogonal"][deepest] / median["orthogonal"][middle],
+            measured=_ratio(median["orthogonal"][deepest], median["orthogonal"][middle]),
             band=(1 / DEPTH_INDEPENDENT, DEPTH_INDEPENDENT),
             basis=f"depth-independent within a factor {DEPTH_INDEPENDENT:g}; medians over {seeds} seeds, each at its best rate",
         ),
         Check(
             name=f"Gaussian: learning time at depth {middle} over depth {shallow}",
             claim="from scaled Gaussian weights (variance 1/n), learning time grows with depth",
-            measured=censored["Gaussian"][middle] / median["Gaussian"][shallow], band=(DEPTH_INDEPENDENT, math.inf),
+            measured=_ratio(censored["Gaussian"][middle], median["Gaussian"][shallow]), band=(DEPTH_INDEPENDENT, math.inf),
             basis=f"grows: at least a factor {DEPTH_INDEPENDENT:g} over a 4x deeper net (a time beyond {STEPS} steps "
                   f"counted as {STEPS}, a lower bound)",
         ),
         Check(
             name=f"depth {middle}: Gaussian learning time over orthogonal",
             claim="orthogonal initialization learns a deep linear network faster than scaled Gaussian",
-            measured=censored["Gaussian"][middle] / median["orthogonal"][middle], band=(DEPTH_INDEPENDENT, math.inf),
+            measured=_ratio(censored["Gaussian"][middle], median["orthogonal"][middle]), band=(DEPTH_INDEPENDENT, math.inf),
             basis=f"at least a factor {DEPTH_INDEPENDENT:g} (a time beyond {STEPS} steps counted as {STEPS})",
         ),
     ]  # fmt: skip
@@ -270,6 +270,11 @@ def _learning(context: Context) -> tuple[dict, list[Check], tuple]:
             "median": {kind: {str(d): v for d, v in by_depth.items()} for kind, by_depth in median.items()},
             "threshold": threshold, "log2_rates": list(LOG2_RATES), "steps": STEPS}  # fmt: skip
     return data, checks, (path, caption)
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, NaN (a failed check) where ``b`` is zero or not finite."""
+    return a / b if b > 0 and math.isfinite(b) else math.nan
 
 
 def _learning_figure(times: dict, curves: dict, threshold: float, path) -> None:

@@ -103,10 +103,14 @@ class Layout:
         split = PartitionSpec(*([None] * self.shard_axis), "models")
         orders = split if self.shard_axis == 0 else PartitionSpec()
         replicated = PartitionSpec()
-        mapped = jax.shard_map(
-            fn, mesh=mesh, in_specs=(split, split, orders, *(replicated,) * (4 + extra_inputs)),
-            out_specs=(split, split, split), check_vma=False,
-        )  # fmt: skip
+        specs = {"mesh": mesh, "in_specs": (split, split, orders, *(replicated,) * (4 + extra_inputs)),
+                 "out_specs": (split, split, split)}  # fmt: skip
+        if hasattr(jax, "shard_map"):  # JAX >= 0.7
+            mapped = jax.shard_map(fn, check_vma=False, **specs)
+        else:  # older JAX (Python 3.10 stops at 0.6): the experimental spelling
+            from jax.experimental.shard_map import shard_map
+
+            mapped = shard_map(fn, check_rep=False, **specs)
         return jax.jit(mapped, donate_argnums=(0, 1))
 
 

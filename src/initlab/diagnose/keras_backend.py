@@ -133,10 +133,17 @@ def _weight_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: boo
     return stds, ratios
 
 
-def _output_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: bool,
+def _layer_graph(model: Any) -> Any:
+    """The functional graph a model's layers run through (a Sequential model's functional twin), or ``None``
+    for a subclassed model."""
+    graph = getattr(model, "_functional", None) or model
+    return graph if hasattr(model, "inputs") and hasattr(graph, "_run_through_graph") else None
+
+
+def _output_gradients(graph: Any, model: Any, x: Any, labels: np.ndarray, probabilities: bool,
                       shapes: dict[str, tuple[int, ...]]) -> dict[str, float] | None:  # fmt: skip
-    """By layer name: the std of the loss's gradient with respect to the layer's output (``None``: this
-    Keras cannot run the model's layer graph). JAX backend only; the model is not changed."""
+    """By layer name: the std of the loss's gradient with respect to the layer's output, running ``graph``
+    (:func:`_layer_graph`; ``None``: this Keras has no graph runner). JAX backend only; the model is not changed."""
     import jax
     import jax.numpy as jnp
     import keras
@@ -144,9 +151,6 @@ def _output_gradients(model: Any, x: Any, labels: np.ndarray, probabilities: boo
     try:
         from keras.src.models.functional import operation_fn
     except ImportError:  # a Keras without this module: no graph to run
-        return None
-    graph = getattr(model, "_functional", None) or model  # a Sequential model runs through its functional twin
-    if not hasattr(graph, "_run_through_graph") or not hasattr(graph, "_nodes_by_depth"):
         return None
     x, labels = jnp.asarray(x), jnp.asarray(labels)
     state = [(v, v.value) for v in model.variables]
@@ -177,7 +181,8 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: 
 
     # Training mode (BatchNormalization on the batch's statistics, as the first step sees it); the
     # moving statistics it updates are put back.
-    if not hasattr(model, "inputs") or not hasattr(getattr(model, "_functional", None) or model, "_run_through_graph"):
+    graph = _layer_graph(model)
+    if graph is None:
         raise InitlabError(f"{target}: a subclassed keras.Model has no layer graph to look into; initlab inspects "
                            "functional and Sequential Keras models (build it with keras.Model(inputs, outputs))")  # fmt: skip
     saved = model.get_weights()
@@ -214,7 +219,7 @@ def _inspect(model: Any, x: Any, *, target: str, inputs: str, seed: int, steps: 
     if classes and keras.backend.backend() == "jax":
         gradient_stds, ratios = _weight_gradients(model, x, labels, probabilities, steps, learning_rate)
         shapes = {record.name: tuple(record.output_shape) for record in layers}
-        output_stds = _output_gradients(model, x, labels, probabilities, shapes)
+        output_stds = _output_gradients(graph, model, x, labels, probabilities, shapes)
         if output_stds is None:
             notes.append("gradients with respect to layer outputs are not measured: this Keras has no graph runner")
         for record in layers:

@@ -52,8 +52,11 @@ def residual_spectrum(kernel: np.ndarray) -> np.ndarray:
 
 
 def _kernels(params) -> dict[str, np.ndarray]:
-    inner = params.get("params", params)
-    return {name: np.asarray(layer["kernel"]) for name, layer in inner.items() if "kernel" in layer}
+    """Every Dense kernel by layer name (``{"Dense_0": array, ...}``)."""
+    from initlab.nn.flax_model import flat_params
+
+    return {path.removesuffix("/kernel"): np.asarray(value) for path, value in flat_params(params).items()
+            if path.endswith("/kernel")}  # fmt: skip
 
 
 def _run(context: Context) -> Outcome:
